@@ -1,0 +1,223 @@
+#include "bootstrap/bootstrap.h"
+
+#include <cstring>
+#include <string>
+
+#include "bootstrap/interfaces.h"
+#include "bootstrap/root.h"
+#include "bootstrap/wire.h"
+#include "common/log.h"
+#include "common/result.h"
+#include "common/settings.h"
+
+namespace chorus {
+namespace {
+
+// Extra time a rank waits for its root's answer beyond the root's own
+// deadline, so that it hears the root name the missing ranks.
+constexpr double kRootReplyGrace = 10.0;
+// How long a freshly accepted connection may take to say who it is.
+constexpr double kHelloSeconds = 5.0;
+
+// Re-reports the last error with what this rank was doing.
+ncclResult_t withContext(ncclResult_t result, int rank, const char* what) {
+  if (result != ncclSuccess) {
+    std::string cause = lastError();
+    reportError(__FILE__, __LINE__, "rank %d: %s: %s", rank, what, cause.c_str());
+  }
+  return result;
+}
+
+}  // namespace
+
+Bootstrap::~Bootstrap() = default;
+
+Deadline Bootstrap::deadline() const { return Deadline::after(timeout_); }
+
+ncclResult_t Bootstrap::create(const std::vector<BootstrapId>& roots, int rank, int nranks,
+                               const std::atomic<bool>* abort, std::unique_ptr<Bootstrap>* out) {
+  if (roots.empty() || static_cast<int>(roots.size()) > nranks)
+    CHORUS_FAIL(ncclInvalidArgument, "%zu bootstrap roots for %d ranks: need 1..nranks",
+                roots.size(), nranks);
+  std::unique_ptr<Bootstrap> b(new Bootstrap());
+  b->rank_ = rank;
+  b->nranks_ = nranks;
+  b->magic_ = roots[0].magic;
+  b->abort_ = abort;
+  b->timeout_ = static_cast<double>(settingInt("CHORUS_TIMEOUT"));
+
+  NetInterface iface;
+  CHORUS_CHECK(findInterfaceFor(roots[0].root, &iface));
+  CHORUS_CHECK(Socket::listen(iface.addr, &b->listener_, &b->listenAddr_));
+
+  SocketAddress next{};
+  CHORUS_CHECK(b->registerWithRoots(roots, &next));
+  CHORUS_CHECK(b->connectRing(next));
+
+  b->peers_.assign(nranks, SocketAddress{});
+  b->peers_[rank] = b->listenAddr_;
+  CHORUS_CHECK(withContext(b->allGather(b->peers_.data(), sizeof(SocketAddress)), rank,
+                           "exchanging bootstrap addresses"));
+  TRACE(kLogBootstrap, "rank %d: bootstrap ring formed, listening on %s", rank,
+        addressToString(b->listenAddr_).c_str());
+  *out = std::move(b);
+  return ncclSuccess;
+}
+
+ncclResult_t Bootstrap::registerWithRoots(const std::vector<BootstrapId>& roots,
+                                          SocketAddress* next) {
+  const int nroots = static_cast<int>(roots.size());
+  const int mine = rootOfRank(nranks_, nroots, rank_);
+  int first, last;
+  rootRange(nranks_, nroots, mine, &first, &last);
+
+  // Root `mine` as a member; the previous root too when this rank starts a
+  // range, as the successor of that root's last rank.
+  std::vector<int> rootsToJoin{mine};
+  if (nroots > 1 && rank_ == first) rootsToJoin.push_back((mine - 1 + nroots) % nroots);
+
+  std::vector<Socket> conns(rootsToJoin.size());
+  for (size_t i = 0; i < rootsToJoin.size(); ++i) {
+    const BootstrapId& root = roots[rootsToJoin[i]];
+    if (root.magic != magic_)
+      CHORUS_FAIL(ncclInvalidArgument, "rank %d: the %d unique ids come from different calls of "
+                  "ncclGetUniqueId in a way that mixes jobs (magic differs)", rank_, nroots);
+    RegisterPayload info{rank_, nranks_, nroots, rootsToJoin[i], listenAddr_};
+    ncclResult_t r = Socket::connect(root.root, &conns[i], deadline(), abort_);
+    if (r == ncclSuccess)
+      r = sendMessage(conns[i], magic_, WireType::Register, &info, sizeof(info), deadline(), abort_);
+    CHORUS_CHECK(withContext(r, rank_, "cannot reach the bootstrap root (is the id current and "
+                                       "its root process alive?)"));
+  }
+  for (size_t i = 0; i < conns.size(); ++i) {
+    Deadline replyDeadline = Deadline::after(timeout_ + kRootReplyGrace);
+    WireHeader header{};
+    RootReplyPayload reply{};
+    ncclResult_t r = recvHeader(conns[i], magic_, sizeof(reply), &header, replyDeadline, abort_);
+    if (r == ncclSuccess && header.length != sizeof(reply))
+      CHORUS_FAIL(ncclSystemError, "rank %d: malformed answer from the bootstrap root", rank_);
+    if (r == ncclSuccess) r = conns[i].recvAll(&reply, sizeof(reply), replyDeadline, abort_);
+    CHORUS_CHECK(withContext(r, rank_, "waiting for the bootstrap root"));
+    reply.message[sizeof(reply.message) - 1] = '\0';
+    if (!reply.ok) CHORUS_FAIL(ncclRemoteError, "rank %d: %s", rank_, reply.message);
+    if (rootsToJoin[i] == mine) *next = reply.next;
+  }
+  return ncclSuccess;
+}
+
+ncclResult_t Bootstrap::connectRing(const SocketAddress& next) {
+  if (nranks_ == 1) return ncclSuccess;
+  const int nextRank = (rank_ + 1) % nranks_;
+  const int prevRank = (rank_ - 1 + nranks_) % nranks_;
+  PeerHello hello{rank_, 0};
+  ncclResult_t r = Socket::connect(next, &ringNext_, deadline(), abort_);
+  if (r == ncclSuccess)
+    r = sendMessage(ringNext_, magic_, WireType::Ring, &hello, sizeof(hello), deadline(), abort_);
+  if (r != ncclSuccess) {
+    std::string what = "connecting to rank " + std::to_string(nextRank);
+    return withContext(r, rank_, what.c_str());
+  }
+  Deadline until = deadline();
+  while (!ringPrev_.valid()) {
+    r = acceptOne(&ringPrev_, until);
+    if (r != ncclSuccess) {
+      std::string what = "waiting for rank " + std::to_string(prevRank) + " to connect";
+      return withContext(r, rank_, what.c_str());
+    }
+  }
+  return ncclSuccess;
+}
+
+ncclResult_t Bootstrap::acceptOne(Socket* ringPrev, Deadline until) {
+  Socket conn;
+  CHORUS_CHECK(listener_.accept(&conn, until, abort_));
+  Deadline helloDeadline = Deadline::after(kHelloSeconds);
+  WireHeader header{};
+  PeerHello hello{};
+  // A stranger (wrong magic, oversized, silent) is dropped; we keep waiting.
+  if (recvHeader(conn, magic_, kMaxPeerMessage + sizeof(hello), &header, helloDeadline, abort_) !=
+          ncclSuccess ||
+      header.length < sizeof(hello) ||
+      conn.recvAll(&hello, sizeof(hello), helloDeadline, abort_) != ncclSuccess ||
+      hello.rank < 0 || hello.rank >= nranks_)
+    return ncclSuccess;
+  if (header.type == static_cast<uint32_t>(WireType::Ring)) {
+    if (ringPrev != nullptr && !ringPrev->valid() && hello.rank == (rank_ - 1 + nranks_) % nranks_)
+      *ringPrev = std::move(conn);
+    else
+      WARN("rank %d: unexpected ring connection from rank %d; dropped", rank_, hello.rank);
+    return ncclSuccess;
+  }
+  if (header.type != static_cast<uint32_t>(WireType::PeerMessage)) return ncclSuccess;
+  Pending message{hello.rank, hello.tag, std::vector<char>(header.length - sizeof(hello))};
+  CHORUS_CHECK(conn.recvAll(message.data.data(), message.data.size(), until, abort_));
+  pending_.push_back(std::move(message));
+  return ncclSuccess;
+}
+
+ncclResult_t Bootstrap::allGather(void* data, size_t bytesPerRank) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  char* blocks = static_cast<char*>(data);
+  Deadline until = deadline();
+  for (int step = 0; step < nranks_ - 1; ++step) {
+    int sendIndex = (rank_ - step + nranks_) % nranks_;
+    int recvIndex = (rank_ - step - 1 + nranks_) % nranks_;
+    CHORUS_CHECK(sendRecvConcurrently(ringNext_, blocks + sendIndex * bytesPerRank, bytesPerRank,
+                                      ringPrev_, blocks + recvIndex * bytesPerRank, bytesPerRank,
+                                      until, abort_));
+  }
+  return ncclSuccess;
+}
+
+ncclResult_t Bootstrap::barrier() {
+  std::vector<char> flags(nranks_, 1);
+  return withContext(allGather(flags.data(), 1), rank_, "bootstrap barrier");
+}
+
+ncclResult_t Bootstrap::send(int peer, int tag, const void* data, size_t size) {
+  if (peer < 0 || peer >= nranks_)
+    CHORUS_FAIL(ncclInvalidArgument, "bootstrap send to rank %d of %d", peer, nranks_);
+  if (size > kMaxPeerMessage)
+    CHORUS_FAIL(ncclInvalidArgument, "bootstrap message of %zu bytes exceeds %u", size,
+                kMaxPeerMessage);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (peer == rank_) {
+    const char* p = static_cast<const char*>(data);
+    pending_.push_back(Pending{rank_, tag, std::vector<char>(p, p + size)});
+    return ncclSuccess;
+  }
+  Socket conn;
+  PeerHello hello{rank_, tag};
+  WireHeader header{magic_, static_cast<uint32_t>(WireType::PeerMessage),
+                    static_cast<uint32_t>(sizeof(hello) + size)};
+  Deadline until = deadline();
+  ncclResult_t r = Socket::connect(peers_[peer], &conn, until, abort_);
+  if (r == ncclSuccess) r = conn.sendAll(&header, sizeof(header), until, abort_);
+  if (r == ncclSuccess) r = conn.sendAll(&hello, sizeof(hello), until, abort_);
+  if (r == ncclSuccess && size > 0) r = conn.sendAll(data, size, until, abort_);
+  std::string what = "bootstrap send to rank " + std::to_string(peer);
+  return withContext(r, rank_, what.c_str());
+}
+
+ncclResult_t Bootstrap::recv(int peer, int tag, void* data, size_t size) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Deadline until = deadline();
+  for (;;) {
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (pending_[i].rank != peer || pending_[i].tag != tag) continue;
+      if (pending_[i].data.size() != size)
+        CHORUS_FAIL(ncclInternalError, "rank %d: bootstrap message from rank %d tag %d has %zu "
+                    "bytes, expected %zu", rank_, peer, tag, pending_[i].data.size(), size);
+      if (size > 0) memcpy(data, pending_[i].data.data(), size);
+      pending_.erase(pending_.begin() + i);
+      return ncclSuccess;
+    }
+    ncclResult_t r = acceptOne(nullptr, until);
+    if (r != ncclSuccess) {
+      std::string what = "waiting for a bootstrap message from rank " + std::to_string(peer);
+      return withContext(r, rank_, what.c_str());
+    }
+  }
+}
+
+}  // namespace chorus

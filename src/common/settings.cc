@@ -1,0 +1,89 @@
+#include "common/settings.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <set>
+
+#include "common/log.h"
+
+namespace chorus {
+namespace {
+
+const Setting kSettings[] = {
+    // Logging
+    {"NCCL_DEBUG", "", "Log level: VERSION, WARN, INFO or TRACE (unset: nothing is printed)."},
+    {"NCCL_DEBUG_SUBSYS", "INIT,BOOTSTRAP,ENV",
+     "Comma list of subsystems printed at INFO/TRACE (INIT, COLL, P2P, SHM, NET, GRAPH, TUNING, "
+     "ENV, ALLOC, CALL, PROXY, NVLS, BOOTSTRAP, REG, PROFILE, RAS, ALL); a leading ^ excludes them."},
+    {"NCCL_DEBUG_FILE", "", "Write the log to this file instead of stdout; %h is the host name, %p the pid."},
+    // Bootstrap
+    {"NCCL_SOCKET_IFNAME", "",
+     "Interfaces to use: comma list of name prefixes; ^ excludes, = matches whole names "
+     "(default: all but lo and docker*, lo only when nothing else exists)."},
+    {"NCCL_SOCKET_FAMILY", "", "Restrict interfaces to AF_INET or AF_INET6 (default: both, IPv4 first)."},
+    {"NCCL_COMM_ID", "",
+     "host:port or [ipv6]:port of the root: ranks meet there without passing a unique id; rank 0 runs the root."},
+    {"CHORUS_TIMEOUT", "60",
+     "Seconds any wait may last (bootstrap connect/accept/recv, missing ranks, data) before it fails "
+     "with an error naming the peer."},
+    // Devices
+    {"CHORUS_DEVICE", "auto",
+     "auto: bind a communicator to the current CUDA device when one is usable, else to the host; "
+     "host: always bind to the host."},
+};
+
+std::mutex gReportedMutex;
+std::set<std::string> gReported;
+
+const Setting* find(const char* name) {
+  for (const Setting& s : kSettings)
+    if (strcmp(s.name, name) == 0) return &s;
+  fprintf(stderr, "chorus: internal error: setting %s is not in the settings table\n", name);
+  abort();
+}
+
+// Logs each setting taken from the environment once per process.
+void reportFromEnvironment(const char* name, const char* value) {
+  std::lock_guard<std::mutex> lock(gReportedMutex);
+  if (!gReported.insert(name).second) return;
+  INFO(kLogEnv, "%s set by environment to %s", name, value);
+}
+
+}  // namespace
+
+const Setting* allSettings(int* count) {
+  *count = static_cast<int>(sizeof(kSettings) / sizeof(kSettings[0]));
+  return kSettings;
+}
+
+std::string settingString(const char* name) {
+  const Setting* s = find(name);
+  const char* env = getenv(name);
+  if (env == nullptr) return s->defaultValue;
+  reportFromEnvironment(name, env);
+  return env;
+}
+
+int64_t settingInt(const char* name) {
+  const Setting* s = find(name);
+  std::string value = settingString(name);
+  if (value.empty()) value = s->defaultValue;
+  errno = 0;
+  char* end = nullptr;
+  long long parsed = strtoll(value.c_str(), &end, 0);
+  if (errno != 0 || end == value.c_str() || *end != '\0') {
+    WARN("%s=%s is not a number; using the default %s", name, value.c_str(), s->defaultValue);
+    return strtoll(s->defaultValue, nullptr, 0);
+  }
+  return parsed;
+}
+
+bool settingIsSet(const char* name) {
+  find(name);
+  return getenv(name) != nullptr;
+}
+
+}  // namespace chorus

@@ -1,0 +1,65 @@
+// The communicator object behind ncclComm_t.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bootstrap/bootstrap.h"
+#include "nccl.h"
+#include "runtime/config.h"
+
+namespace chorus {
+
+// What every rank learns about every other rank at init.
+struct PeerInfo {
+  int32_t rank;
+  int32_t cudaDev;  // -1 for a host communicator
+  uint64_t hostHash;
+  int64_t pid;
+};
+
+// How a communicator is brought up; kept so that deferred (group) and
+// background (non-blocking) inits run the same code.
+struct InitRequest {
+  std::vector<BootstrapId> roots;
+  bool startRootFromEnv = false;  // NCCL_COMM_ID: rank 0 runs the root
+};
+
+}  // namespace chorus
+
+struct ncclComm {
+  static constexpr uint64_t kAlive = 0x63686f7275732121ull;  // "chorus!!"
+  uint64_t alive = kAlive;  // cleared on destroy, to catch stale handles
+
+  int rank = 0;
+  int nranks = 0;
+  int cudaDev = -1;  // -1: bound to the host
+  chorus::CommConfig config;
+  uint64_t commHash = 0;  // same on every rank of this communicator
+
+  std::unique_ptr<chorus::Bootstrap> bootstrap;
+  std::vector<chorus::PeerInfo> peers;
+
+  // ncclInProgress while a non-blocking or grouped init runs, then its result;
+  // later, any asynchronous error.
+  std::atomic<ncclResult_t> asyncResult{ncclInProgress};
+  std::string asyncErrorText;  // the message that goes with a failed asyncResult
+  std::atomic<bool> abortFlag{false};
+  std::thread initThread;
+  bool finalized = false;
+
+  bool onHost() const { return cudaDev < 0; }
+};
+
+namespace chorus {
+
+// Null, destroyed or foreign handles are ncclInvalidArgument naming `caller`.
+ncclResult_t checkComm(const ncclComm* comm, const char* caller);
+// Waits for a background init (if any) and frees everything.
+void freeComm(ncclComm* comm);
+
+}  // namespace chorus

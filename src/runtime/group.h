@@ -1,0 +1,30 @@
+// Group semantics (ncclGroupStart/ncclGroupEnd) for work that must not block
+// the calling thread one call at a time: a thread that creates several
+// communicators inside a group (as nccl-tests does with -g) would otherwise
+// wait in the first init for ranks it has not created yet.
+//
+// Groups nest per thread; work added inside one is deferred to the outermost
+// ncclGroupEnd, which runs every job on its own thread at once. Blocking
+// jobs are joined before ncclGroupEnd returns; a job for a communicator with
+// config.blocking = 0 keeps running and ncclGroupEnd returns ncclInProgress.
+#pragma once
+
+#include <functional>
+
+#include "nccl.h"
+
+struct ncclComm;
+
+namespace chorus {
+
+bool inGroup();
+ncclResult_t groupStart();
+ncclResult_t groupEnd();
+
+// Runs `job` for `comm` (which may be null for jobs that create nothing) as
+// the caller's mode asks: deferred inside a group, on comm's background
+// thread when it is non-blocking (returns ncclInProgress), else right away.
+// The job's result becomes comm->asyncResult.
+ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job);
+
+}  // namespace chorus
