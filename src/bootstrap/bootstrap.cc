@@ -79,13 +79,10 @@ ncclResult_t Bootstrap::registerWithRoots(const std::vector<BootstrapId>& roots,
   std::vector<Socket> conns(rootsToJoin.size());
   for (size_t i = 0; i < rootsToJoin.size(); ++i) {
     const BootstrapId& root = roots[rootsToJoin[i]];
-    if (root.magic != magic_)
-      CHORUS_FAIL(ncclInvalidArgument, "rank %d: the %d unique ids come from different calls of "
-                  "ncclGetUniqueId in a way that mixes jobs (magic differs)", rank_, nroots);
     RegisterPayload info{rank_, nranks_, nroots, rootsToJoin[i], listenAddr_};
     ncclResult_t r = Socket::connect(root.root, &conns[i], deadline(), abort_);
     if (r == ncclSuccess)
-      r = sendMessage(conns[i], magic_, WireType::Register, &info, sizeof(info), deadline(), abort_);
+      r = sendMessage(conns[i], root.magic, WireType::Register, &info, sizeof(info), deadline(), abort_);
     CHORUS_CHECK(withContext(r, rank_, "cannot reach the bootstrap root (is the id current and "
                                        "its root process alive?)"));
   }
@@ -93,7 +90,8 @@ ncclResult_t Bootstrap::registerWithRoots(const std::vector<BootstrapId>& roots,
     Deadline replyDeadline = Deadline::after(timeout_ + kRootReplyGrace);
     WireHeader header{};
     RootReplyPayload reply{};
-    ncclResult_t r = recvHeader(conns[i], magic_, sizeof(reply), &header, replyDeadline, abort_);
+    ncclResult_t r = recvHeader(conns[i], roots[rootsToJoin[i]].magic, sizeof(reply), &header,
+                                replyDeadline, abort_);
     if (r == ncclSuccess && header.length != sizeof(reply))
       CHORUS_FAIL(ncclSystemError, "rank %d: malformed answer from the bootstrap root", rank_);
     if (r == ncclSuccess) r = conns[i].recvAll(&reply, sizeof(reply), replyDeadline, abort_);

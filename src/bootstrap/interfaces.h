@@ -30,6 +30,8 @@
 //    lo are obeyed; the fallback then is the first allowed interface, which
 //    is reachable from this host too. With no subnet match the fallback is
 //    the first allowed interface that has an address of the remote's family.
+//    docker* stays out of the subnet match under the default rules (every
+//    host has the same 172.17.0.0/16), unless it is all there is.
 #pragma once
 
 #include <string>

@@ -27,7 +27,11 @@ std::string addressToString(const SocketAddress& addr);
 
 // Parses "host:port", "ipv4:port" or "[ipv6]:port" (hostnames are resolved).
 // A missing or out-of-range port, an empty host or a name that does not
-// resolve is ncclInvalidArgument with a message naming the text.
+// resolve is ncclInvalidArgument with a message naming the text. A name that
+// resolves to both families gives its first IPv4 address (its first IPv6 one
+// when NCCL_SOCKET_FAMILY=AF_INET6); brackets take numeric IPv6 only, with an
+// optional %scope (interface name or index). An IPv6 address without
+// brackets and dotted digits that are not a valid IPv4 address are refused.
 ncclResult_t parseHostPort(const char* text, SocketAddress* out);
 
 }  // namespace chorus

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# "Command 1": builds Chorus (Release, in build/) and runs the main job.
+#
+#   bash scripts/run_main.sh            the main job with its default arguments
+#   bash scripts/run_main.sh ARGS...    the main job with ARGS instead
+#
+# The main job is one line below: the program (a path under the build folder,
+# whose file name is also its CMake target) and its default arguments.
+# CHORUS_BUILD_DIR picks another build folder; CHORUS_SKIP_DEPS=1 skips the
+# dependency check.
+set -euo pipefail
+
+MAIN_JOB=(perf/init_demo 8)
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+readonly BUILD_DIR="${CHORUS_BUILD_DIR:-build}"
+program="${MAIN_JOB[0]}"
+target="$(basename "$program")"
+if [[ $# -gt 0 ]]; then
+  args=("$@")
+else
+  args=("${MAIN_JOB[@]:1}")
+fi
+
+bash scripts/install_deps.sh
+
+# A folder configured earlier with another generator cannot be reused as is.
+if [[ -f "$BUILD_DIR/CMakeCache.txt" ]] &&
+   ! grep -qx 'CMAKE_GENERATOR:INTERNAL=Ninja' "$BUILD_DIR/CMakeCache.txt"; then
+  echo "run_main.sh: $BUILD_DIR was configured with another generator; reconfiguring it for Ninja"
+  rm -rf "$BUILD_DIR/CMakeCache.txt" "$BUILD_DIR/CMakeFiles"
+fi
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHORUS_SANITIZE=OFF >/dev/null
+cmake --build "$BUILD_DIR" -j "$(nproc 2>/dev/null || echo 2)" --target "$target"
+
+echo "run_main.sh: $BUILD_DIR/$program ${args[*]}"
+exec "$BUILD_DIR/$program" "${args[@]}"

@@ -1,0 +1,2 @@
+// Chorus's nccl.h compiled as C++ (see header_check_body.h).
+#include "header_check_body.h"

@@ -1,0 +1,177 @@
+#include "harness/ranks.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+namespace chorus::test {
+
+bool RankContext::check(bool ok, const std::string& message) {
+  if (!ok) failures.push_back("rank " + std::to_string(rank) + ": " + message);
+  return ok;
+}
+
+bool RankContext::checkNccl(ncclResult_t result, const std::string& what) {
+  if (result == ncclSuccess) return true;
+  return check(false, what + " returned " + ncclGetErrorString(result) + " (" +
+                          ncclGetLastError(nullptr) + ")");
+}
+
+namespace {
+
+ncclUniqueId makeId(const RankOptions& options) {
+  ncclUniqueId id;
+  memset(&id, 0, sizeof(id));
+  if (options.createId && ncclGetUniqueId(&id) != ncclSuccess) {
+    fprintf(stderr, "harness: ncclGetUniqueId failed: %s\n", ncclGetLastError(nullptr));
+    abort();
+  }
+  return id;
+}
+
+struct Child {
+  pid_t pid;
+  int rank;
+  int readFd;
+  std::string output;
+  bool done = false;
+  int status = 0;
+};
+
+void drain(Child& child) {
+  char buffer[4096];
+  for (;;) {
+    ssize_t n = read(child.readFd, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    child.output.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> runRankProcesses(int nranks, const RankBody& body, RankOptions options) {
+  ncclUniqueId id = makeId(options);
+  fflush(stdout);
+  fflush(stderr);
+  std::vector<Child> children;
+  for (int rank = 0; rank < nranks; ++rank) {
+    int fds[2];
+    if (pipe(fds) != 0) abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      RankContext ctx;
+      ctx.rank = rank;
+      ctx.nranks = nranks;
+      ctx.id = id;
+      body(ctx);
+      std::string text;
+      for (const std::string& f : ctx.failures) text += f + "\n";
+      if (!text.empty() && write(fds[1], text.data(), text.size()) < 0) _exit(3);
+      _exit(ctx.failures.empty() ? 0 : 1);
+    }
+    close(fds[1]);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);  // drained while the ranks run
+    Child child{};
+    child.pid = pid;
+    child.rank = rank;
+    child.readFd = fds[0];
+    children.push_back(child);
+  }
+
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(options.timeoutSeconds));
+  size_t remaining = children.size();
+  while (remaining > 0) {
+    for (Child& child : children) {
+      if (child.done) continue;
+      drain(child);
+      pid_t got = waitpid(child.pid, &child.status, WNOHANG);
+      if (got == child.pid) {
+        drain(child);
+        close(child.readFd);
+        child.done = true;
+        --remaining;
+      }
+    }
+    if (remaining == 0) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      for (Child& child : children) {
+        if (child.done) continue;
+        kill(child.pid, SIGKILL);
+        waitpid(child.pid, &child.status, 0);
+        close(child.readFd);
+        child.done = true;
+        child.output += "rank " + std::to_string(child.rank) + ": killed after " +
+                        std::to_string(options.timeoutSeconds) + " s (hang)\n";
+      }
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+
+  std::vector<std::string> failures;
+  for (Child& child : children) {
+    size_t start = 0;
+    while (start < child.output.size()) {
+      size_t end = child.output.find('\n', start);
+      if (end == std::string::npos) end = child.output.size();
+      if (end > start) failures.push_back(child.output.substr(start, end - start));
+      start = end + 1;
+    }
+    if (WIFSIGNALED(child.status))
+      failures.push_back("rank " + std::to_string(child.rank) + ": died of signal " +
+                         std::to_string(WTERMSIG(child.status)));
+    else if (WIFEXITED(child.status) && WEXITSTATUS(child.status) != 0 && child.output.empty())
+      failures.push_back("rank " + std::to_string(child.rank) + ": exited with " +
+                         std::to_string(WEXITSTATUS(child.status)));
+  }
+  return failures;
+}
+
+std::vector<std::string> runRankThreads(int nranks, const RankBody& body, RankOptions options) {
+  ncclUniqueId id = makeId(options);
+  std::vector<RankContext> contexts(nranks);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < nranks; ++rank) {
+    contexts[rank].rank = rank;
+    contexts[rank].nranks = nranks;
+    contexts[rank].id = id;
+    threads.emplace_back([&body, &contexts, rank] { body(contexts[rank]); });
+  }
+  for (std::thread& t : threads) t.join();
+  std::vector<std::string> failures;
+  for (RankContext& ctx : contexts)
+    failures.insert(failures.end(), ctx.failures.begin(), ctx.failures.end());
+  return failures;
+}
+
+std::string joinFailures(const std::vector<std::string>& failures) {
+  std::string text;
+  for (const std::string& f : failures) text += f + "\n";
+  return text;
+}
+
+ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name) {
+  if (const char* old = getenv(name)) {
+    hadOld_ = true;
+    old_ = old;
+  }
+  if (value) setenv(name, value, 1);
+  else unsetenv(name);
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (hadOld_) setenv(name_.c_str(), old_.c_str(), 1);
+  else unsetenv(name_.c_str());
+}
+
+}  // namespace chorus::test

@@ -1,0 +1,64 @@
+// A harness that runs one function as N ranks — N forked processes or N
+// threads — hands each the same unique id, and gathers what went wrong.
+//
+//   auto failures = runRankProcesses(4, [](RankContext& ctx) {
+//     ncclComm_t comm;
+//     ctx.check(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank) == ncclSuccess, "init");
+//   });
+//   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+//
+// A rank body reports failures through ctx.check/ctx.fail (GoogleTest
+// assertions do not cross a fork). A rank process that crashes, exits
+// non-zero or outlives the time limit is reported too, and killed.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nccl.h"
+
+namespace chorus::test {
+
+struct RankContext {
+  int rank = 0;
+  int nranks = 0;
+  ncclUniqueId id{};
+  std::vector<std::string> failures;
+
+  // Records "rank R: message" when ok is false; returns ok.
+  bool check(bool ok, const std::string& message);
+  void fail(const std::string& message) { check(false, message); }
+  // Checks an NCCL call's result; includes ncclGetLastError in the message.
+  bool checkNccl(ncclResult_t result, const std::string& what);
+};
+
+using RankBody = std::function<void(RankContext&)>;
+
+struct RankOptions {
+  double timeoutSeconds = 120;  // a process still running then is killed
+  bool createId = true;         // false: ranks get a zeroed id
+};
+
+// Each returns the failures of all ranks, empty when every rank succeeded.
+std::vector<std::string> runRankProcesses(int nranks, const RankBody& body,
+                                          RankOptions options = {});
+std::vector<std::string> runRankThreads(int nranks, const RankBody& body, RankOptions options = {});
+
+std::string joinFailures(const std::vector<std::string>& failures);
+
+// Sets an environment variable for the current scope and restores it after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::string old_;
+  bool hadOld_ = false;
+};
+
+}  // namespace chorus::test
