@@ -1,0 +1,265 @@
+// Init failures: every bad input gets the right code and a message naming
+// the cause, and a rank that never arrives ends in an error, not a hang.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "bootstrap/unique_id.h"
+#include "harness/ranks.h"
+
+using chorus::test::joinFailures;
+using chorus::test::RankContext;
+using chorus::test::RankOptions;
+using chorus::test::runRankProcesses;
+using chorus::test::runRankThreads;
+using chorus::test::ScopedEnv;
+
+namespace {
+
+bool lastErrorHas(const std::string& text) {
+  return std::string(ncclGetLastError(nullptr)).find(text) != std::string::npos;
+}
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A loopback port with a listening socket on it, closed with the object.
+struct HeldPort {
+  int fd = -1;
+  int port = 0;
+  HeldPort() {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(fd, 4);
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+  }
+  ~HeldPort() { close(fd); }
+};
+
+TEST(MissingRank, OtherRanksFailWithinTheDeadlineNamingTheMissingRank) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "2");
+  RankOptions options;
+  options.timeoutSeconds = 60;
+  auto start = std::chrono::steady_clock::now();
+  auto failures = runRankProcesses(
+      4,
+      [](RankContext& ctx) {
+        if (ctx.rank == 2) return;  // never arrives
+        ncclComm_t comm = nullptr;
+        ncclResult_t r = ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank);
+        ctx.check(r == ncclRemoteError, std::string("init returned ") + ncclGetErrorString(r));
+        ctx.check(lastErrorHas("missing rank(s) 2"),
+                  std::string("message does not name rank 2: ") + ncclGetLastError(nullptr));
+        ctx.check(comm == nullptr, "a failed blocking init must leave *comm NULL");
+      },
+      options);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  EXPECT_LT(secondsSince(start), 30.0) << "the deadline was 2 s";
+}
+
+TEST(MissingRank, NonBlockingInitReportsTheErrorThroughGetAsyncError) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "1");
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  ncclComm_t comm = nullptr;
+  ASSERT_EQ(ncclCommInitRankConfig(&comm, 2, id, 0, &config), ncclInProgress);
+  ncclResult_t state = ncclInProgress;
+  auto start = std::chrono::steady_clock::now();
+  while (state == ncclInProgress && secondsSince(start) < 30) {
+    ASSERT_EQ(ncclCommGetAsyncError(comm, &state), ncclSuccess);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(state, ncclRemoteError);
+  EXPECT_TRUE(lastErrorHas("missing rank(s) 1")) << ncclGetLastError(nullptr);
+  EXPECT_EQ(ncclCommDestroy(comm), ncclSuccess);
+}
+
+TEST(Abort, EndsANonBlockingInitThatWaitsForMissingRanks) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  ncclComm_t comm = nullptr;
+  ASSERT_EQ(ncclCommInitRankConfig(&comm, 3, id, 1, &config), ncclInProgress);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ncclCommAbort(comm), ncclSuccess);
+  EXPECT_LT(secondsSince(start), 10.0) << "abort must not wait for the 60 s deadline";
+}
+
+TEST(BadInput, InitRankArgumentsAreCheckedWithMessages) {
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  ncclComm_t comm = nullptr;
+  EXPECT_EQ(ncclCommInitRank(nullptr, 2, id, 0), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("comm is NULL"));
+  EXPECT_EQ(ncclCommInitRank(&comm, 0, id, 0), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("nranks 0"));
+  EXPECT_EQ(ncclCommInitRank(&comm, 2, id, 2), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("rank 2 is outside 0..1"));
+  EXPECT_EQ(ncclCommInitRank(&comm, 2, id, -1), ncclInvalidArgument);
+  ncclUniqueId zero;
+  memset(&zero, 0, sizeof(zero));
+  EXPECT_EQ(ncclCommInitRank(&comm, 2, zero, 0), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("malformed"));
+  EXPECT_EQ(comm, nullptr);
+}
+
+TEST(BadInput, ConfigWithWrongMagicOrValuesIsInvalidArgument) {
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  ncclComm_t comm = nullptr;
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.magic = 0x12345678;
+  EXPECT_EQ(ncclCommInitRankConfig(&comm, 1, id, 0, &config), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("magic"));
+  config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 2;
+  EXPECT_EQ(ncclCommInitRankConfig(&comm, 1, id, 0, &config), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("blocking = 2"));
+  config = NCCL_CONFIG_INITIALIZER;
+  config.minCTAs = 8;
+  config.maxCTAs = 2;
+  EXPECT_EQ(ncclCommInitRankConfig(&comm, 1, id, 0, &config), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("minCTAs"));
+}
+
+TEST(BadInput, OtherEntryPointsRejectNullsAndBadCounts) {
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  ncclComm_t comm = nullptr;
+  EXPECT_EQ(ncclGetUniqueId(nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommInitAll(nullptr, 2, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommInitAll(&comm, 0, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommInitRankScalable(&comm, 2, 0, 0, &id, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("nId 0"));
+  EXPECT_EQ(ncclCommInitRankScalable(&comm, 2, 0, 3, &id, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommInitRankScalable(&comm, 2, 0, 1, nullptr, nullptr), ncclInvalidArgument);
+  int value = 0;
+  ncclResult_t state;
+  EXPECT_EQ(ncclCommCount(nullptr, &value), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommUserRank(nullptr, &value), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommCuDevice(nullptr, &value), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommGetAsyncError(nullptr, &state), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommFinalize(nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommDestroy(nullptr), ncclSuccess);  // as NCCL: destroying NULL is a no-op
+  EXPECT_EQ(ncclCommAbort(nullptr), ncclSuccess);
+}
+
+TEST(BadInput, FinalizeTwiceIsInvalidUsageAndOutputPointersAreChecked) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ncclComm_t comm = nullptr;
+  ASSERT_EQ(ncclCommInitAll(&comm, 1, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclCommCount(comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommUserRank(comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommCuDevice(comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommGetAsyncError(comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclCommFinalize(comm), ncclSuccess);
+  EXPECT_EQ(ncclCommFinalize(comm), ncclInvalidUsage);
+  EXPECT_EQ(ncclCommDestroy(comm), ncclSuccess);
+}
+
+TEST(BadEnvironment, MalformedNcclCommIdIsInvalidArgumentNamingIt) {
+  ScopedEnv env("NCCL_COMM_ID", "not-an-address");
+  ncclUniqueId id;
+  EXPECT_EQ(ncclGetUniqueId(&id), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("NCCL_COMM_ID=not-an-address")) << ncclGetLastError(nullptr);
+  ncclComm_t comm = nullptr;
+  EXPECT_EQ(ncclCommInitRank(&comm, 1, id, 0), ncclInvalidArgument);
+}
+
+TEST(BadEnvironment, NcclCommIdOnAPortInUseFailsOnRankZeroSayingSo) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  HeldPort held;
+  std::string value = "127.0.0.1:" + std::to_string(held.port);
+  ScopedEnv env("NCCL_COMM_ID", value.c_str());
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  ncclComm_t comm = nullptr;
+  EXPECT_EQ(ncclCommInitRank(&comm, 1, id, 0), ncclSystemError);
+  EXPECT_TRUE(lastErrorHas("already in use")) << ncclGetLastError(nullptr);
+}
+
+TEST(BadEnvironment, UnreachableRootFailsAtTheDeadline) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "1");
+  int closedPort;
+  {
+    HeldPort held;
+    closedPort = held.port;
+  }
+  chorus::BootstrapId root;
+  ASSERT_EQ(chorus::parseHostPort(("127.0.0.1:" + std::to_string(closedPort)).c_str(), &root.root),
+            ncclSuccess);
+  root.magic = 42;
+  ncclUniqueId id;
+  chorus::encodeId(root, &id);
+  ncclComm_t comm = nullptr;
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ncclCommInitRank(&comm, 2, id, 1), ncclSystemError);
+  EXPECT_TRUE(lastErrorHas("cannot reach the bootstrap root")) << ncclGetLastError(nullptr);
+  EXPECT_LT(secondsSince(start), 20.0);
+}
+
+TEST(BadEnvironment, UnknownInterfaceNameIsASystemErrorNamingTheSetting) {
+  ScopedEnv env("NCCL_SOCKET_IFNAME", "=no_such_interface0");
+  ncclUniqueId id;
+  EXPECT_EQ(ncclGetUniqueId(&id), ncclSystemError);
+  EXPECT_TRUE(lastErrorHas("NCCL_SOCKET_IFNAME")) << ncclGetLastError(nullptr);
+}
+
+TEST(Strangers, RootIgnoresAConnectionWithTheWrongMagic) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  chorus::BootstrapId decoded;
+  ASSERT_EQ(chorus::decodeId(id, &decoded), ncclSuccess);
+  // A stranger connects first and sends a header with a wrong magic and an
+  // absurd length.
+  int fd = socket(decoded.root.sa.sa_family, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(fd, &decoded.root.sa, chorus::addressLength(decoded.root)), 0);
+  uint64_t junk[2] = {0xdeadbeefull, 0xffffffffffffffffull};
+  ASSERT_EQ(write(fd, junk, sizeof(junk)), static_cast<ssize_t>(sizeof(junk)));
+  auto failures = runRankThreads(2, [&](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, id, ctx.rank), "init"))
+      ncclCommDestroy(comm);
+  });
+  close(fd);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(Strangers, RanksThatDisagreeOnNranksAreToldWhy) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "2");
+  auto failures = runRankThreads(2, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (ctx.rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ncclResult_t r = ncclCommInitRank(&comm, ctx.rank == 0 ? 2 : 3, ctx.id, ctx.rank);
+    ctx.check(r != ncclSuccess, "init with mismatched nranks succeeded");
+    if (ctx.rank == 1)
+      ctx.check(lastErrorHas("nranks=3"), std::string("message: ") + ncclGetLastError(nullptr));
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+}  // namespace
