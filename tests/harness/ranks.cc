@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -158,6 +160,29 @@ std::string joinFailures(const std::vector<std::string>& failures) {
   std::string text;
   for (const std::string& f : failures) text += f + "\n";
   return text;
+}
+
+int pickFreePort(int family) {
+  int fd = socket(family, SOCK_STREAM, 0);
+  sockaddr_storage storage{};
+  socklen_t len;
+  if (family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
+    len = sizeof(*a);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof(*a);
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&storage), len) != 0) abort();
+  getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &len);
+  int port = family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port)
+                                : ntohs(reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+  close(fd);
+  return port;
 }
 
 ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name) {

@@ -47,6 +47,9 @@ std::vector<std::string> runRankThreads(int nranks, const RankBody& body, RankOp
 
 std::string joinFailures(const std::vector<std::string>& failures);
 
+// A TCP port that was free on loopback a moment ago (for NCCL_COMM_ID tests).
+int pickFreePort(int family);
+
 // Sets an environment variable for the current scope and restores it after.
 class ScopedEnv {
  public:

@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <netinet/in.h>
+
 #include <cstring>
 #include <vector>
 
@@ -184,11 +186,7 @@ TEST(ScalableInit, SeveralRootsFormOneCommunicator) {
 
 TEST(CommIdEnv, RanksMeetAtNcclCommIdWithoutPassingAnId) {
   ScopedEnv host("CHORUS_DEVICE", "host");
-  // A port that is free now: bind, read it, release.
-  ncclUniqueId probe;
-  int port = 20000 + (getpid() % 20000);
-  (void)probe;
-  std::string value = "127.0.0.1:" + std::to_string(port);
+  std::string value = "127.0.0.1:" + std::to_string(chorus::test::pickFreePort(AF_INET));
   chorus::test::RankOptions options;
   options.createId = false;
   auto failures = runRankProcesses(
@@ -199,6 +197,38 @@ TEST(CommIdEnv, RanksMeetAtNcclCommIdWithoutPassingAnId) {
         if (!ctx.checkNccl(ncclGetUniqueId(&id), "ncclGetUniqueId with NCCL_COMM_ID")) return;
         ncclComm_t comm = nullptr;
         if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, id, ctx.rank), "ncclCommInitRank"))
+          return;
+        checkCommunicator(ctx, comm, ctx.rank, ctx.nranks);
+        ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+      },
+      options);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Ipv6Bootstrap, RanksFormACommunicatorOverIpv6Loopback) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv ifname("NCCL_SOCKET_IFNAME", "lo");
+  ScopedEnv family("NCCL_SOCKET_FAMILY", "AF_INET6");
+  auto failures = runRankProcesses(4, initCheckDestroy);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(Ipv6Bootstrap, NcclCommIdAcceptsABracketedIpv6Address) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  std::string value = "[::1]:" + std::to_string(chorus::test::pickFreePort(AF_INET6));
+  chorus::test::RankOptions options;
+  options.createId = false;
+  auto failures = runRankProcesses(
+      3,
+      [&](RankContext& ctx) {
+        setenv("NCCL_COMM_ID", value.c_str(), 1);
+        ncclComm_t comm = nullptr;
+        if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank),
+                           "ncclCommInitRank with NCCL_COMM_ID=" + value))
           return;
         checkCommunicator(ctx, comm, ctx.rank, ctx.nranks);
         ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
