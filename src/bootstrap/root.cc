@@ -23,10 +23,13 @@ struct Arrival {
 
 class Root {
  public:
-  Root(Socket listener, uint64_t magic) : listener_(std::move(listener)), magic_(magic) {}
+  Root(Socket listener, uint64_t magic, double timeout)
+      : listener_(std::move(listener)), magic_(magic), timeout_(timeout) {}
 
+  // Until the first rank arrives the thread only waits in poll(): it takes no
+  // lock, so a process may fork meanwhile (test harnesses and launchers do).
   void run() {
-    const double timeout = static_cast<double>(settingInt("CHORUS_TIMEOUT"));
+    const double timeout = timeout_;
     Deadline deadline = Deadline::never();
     for (;;) {
       Socket conn;
@@ -155,6 +158,7 @@ class Root {
 
   Socket listener_;
   uint64_t magic_;
+  double timeout_;
   std::map<int, Arrival> arrivals_;
   int nranks_ = 0, nroots_ = 0, rootIndex_ = 0;
   int first_ = 0, last_ = 0, successor_ = 0;
@@ -181,7 +185,8 @@ ncclResult_t startRoot(const SocketAddress& addr, uint64_t magic, SocketAddress*
   Socket listener;
   CHORUS_CHECK(Socket::listen(addr, &listener, bound));
   INFO(kLogBootstrap, "bootstrap root listening on %s", addressToString(*bound).c_str());
-  auto root = std::make_shared<Root>(std::move(listener), magic);
+  const double timeout = static_cast<double>(settingInt("CHORUS_TIMEOUT"));
+  auto root = std::make_shared<Root>(std::move(listener), magic, timeout);
   std::thread([root] { root->run(); }).detach();
   return ncclSuccess;
 }

@@ -1,8 +1,10 @@
 #include "common/log.h"
 
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -14,7 +16,7 @@ namespace chorus {
 namespace {
 
 std::mutex gLogMutex;
-bool gInitialized = false;
+std::atomic<bool> gInitialized{false};
 LogConfig gConfig;
 FILE* gFile = nullptr;  // stdout unless NCCL_DEBUG_FILE names a file
 char gHost[64] = "";
@@ -34,7 +36,7 @@ const SubsysName kSubsysNames[] = {
 
 // Reads the environment directly: the settings table logs through us.
 void initLocked() {
-  if (gInitialized) return;
+  if (gInitialized.load(std::memory_order_relaxed)) return;
   gConfig.level = parseLogLevel(getenv("NCCL_DEBUG"));
   const char* subsys = getenv("NCCL_DEBUG_SUBSYS");
   gConfig.subsystems = parseLogSubsystems(subsys ? subsys : "INIT,BOOTSTRAP,ENV");
@@ -53,8 +55,15 @@ void initLocked() {
               getpid(), path);
     }
   }
-  gInitialized = true;
+  gInitialized.store(true, std::memory_order_release);
 }
+
+// A process may fork while another thread logs (launchers and test harnesses
+// fork after threads exist): hold the lock across fork so that the child
+// never inherits it locked.
+void lockForFork() { gLogMutex.lock(); }
+void unlockAfterFork() { gLogMutex.unlock(); }
+const int gForkHandlers = pthread_atfork(lockForFork, unlockAfterFork, unlockAfterFork);
 
 }  // namespace
 
@@ -107,8 +116,10 @@ void expandLogFileName(const char* pattern, char* out, int outSize) {
 }
 
 const LogConfig& logConfig() {
-  std::lock_guard<std::mutex> lock(gLogMutex);
-  initLocked();
+  if (!gInitialized.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(gLogMutex);
+    initLocked();
+  }
   return gConfig;
 }
 
@@ -116,7 +127,7 @@ void resetLogging() {
   std::lock_guard<std::mutex> lock(gLogMutex);
   if (gFile && gFile != stdout) fclose(gFile);
   gFile = nullptr;
-  gInitialized = false;
+  gInitialized.store(false, std::memory_order_relaxed);
   initLocked();
 }
 

@@ -1,5 +1,7 @@
 #include "common/settings.h"
 
+#include <pthread.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -37,6 +39,11 @@ const Setting kSettings[] = {
 
 std::mutex gReportedMutex;
 std::set<std::string> gReported;
+
+// Held across fork so that a child never inherits it locked (see log.cc).
+void lockForFork() { gReportedMutex.lock(); }
+void unlockAfterFork() { gReportedMutex.unlock(); }
+const int gForkHandlers = pthread_atfork(lockForFork, unlockAfterFork, unlockAfterFork);
 
 const Setting* find(const char* name) {
   for (const Setting& s : kSettings)
