@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# "Command 1": builds Chorus (Release, in build/) and runs the main job.
+# "Command 1": builds Chorus (Release, in build-release/) and runs the main job.
 #
 #   bash scripts/run_main.sh            the main job with its default arguments
 #   bash scripts/run_main.sh ARGS...    the main job with ARGS instead
@@ -13,7 +13,7 @@ set -euo pipefail
 MAIN_JOB=(perf/init_demo 8)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-readonly BUILD_DIR="${CHORUS_BUILD_DIR:-build}"
+readonly BUILD_DIR="${CHORUS_BUILD_DIR:-build-release}"
 program="${MAIN_JOB[0]}"
 target="$(basename "$program")"
 if [[ $# -gt 0 ]]; then

@@ -1,0 +1,97 @@
+#include "transport/fifo_host.h"
+
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+
+#include "common/result.h"
+
+namespace chorus {
+
+void futexSleep(uint32_t* word, uint32_t seen, int ms) {
+  timespec timeout{ms / 1000, (ms % 1000) * 1000000L};
+  // Not FUTEX_PRIVATE: the word may live in memory shared with another process.
+  syscall(SYS_futex, word, FUTEX_WAIT, seen, &timeout, nullptr, 0);
+}
+
+void wakeSleepers(uint32_t* word, uint32_t* sleepers) {
+  // The counter store before this fence pairs with the sleeper's increment
+  // before its re-check: one of the two sides always sees the other.
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (__atomic_load_n(sleepers, __ATOMIC_RELAXED) != 0)
+    syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+bool peerProcessGone(pid_t pid) {
+  if (pid <= 0 || pid == getpid()) return false;
+  return kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut) {
+  if (context.abort && context.abort->load())
+    CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: communicator aborted", context.selfRank,
+                what, context.peerRank);
+  if (timedOut)
+    CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: no progress in %.0f s (CHORUS_TIMEOUT)",
+                context.selfRank, what, context.peerRank, context.timeoutSeconds);
+  CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: its process (pid %d) has exited",
+              context.selfRank, what, context.peerRank, static_cast<int>(context.peerPid));
+}
+
+ncclResult_t FifoSender::acquire(char** slot) {
+  FifoControl* c = fifo_.control;
+  uint32_t step = step_;
+  // Free when fewer than kSteps published slots are still unconsumed.
+  auto free = [c, step] { return step - __atomic_load_n(&c->head, __ATOMIC_ACQUIRE) < kSteps; };
+  if (!free()) CHORUS_CHECK(waitUntil(&c->head, &c->headSleepers, context_, "sending to", free));
+  *slot = fifo_.slot(step_);
+  return ncclSuccess;
+}
+
+bool FifoSender::tryAcquire(char** slot) {
+  FifoControl* c = fifo_.control;
+  if (step_ - __atomic_load_n(&c->head, __ATOMIC_ACQUIRE) >= kSteps) return false;
+  *slot = fifo_.slot(step_);
+  return true;
+}
+
+void FifoSender::publish(uint32_t bytes) {
+  FifoControl* c = fifo_.control;
+  c->sizes[step_ % kSteps] = bytes;
+  ++step_;
+  __atomic_store_n(&c->tail, step_, __ATOMIC_RELEASE);  // pairs with the receiver's acquire of tail
+  wakeSleepers(&c->tail, &c->tailSleepers);
+}
+
+ncclResult_t FifoReceiver::wait(const char** data, uint32_t* bytes) {
+  FifoControl* c = fifo_.control;
+  uint32_t step = step_;
+  auto ready = [c, step] { return __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) != step; };
+  if (!ready())
+    CHORUS_CHECK(waitUntil(&c->tail, &c->tailSleepers, context_, "receiving from", ready));
+  *data = fifo_.slot(step_);
+  *bytes = c->sizes[step_ % kSteps];
+  return ncclSuccess;
+}
+
+bool FifoReceiver::tryWait(const char** data, uint32_t* bytes) {
+  FifoControl* c = fifo_.control;
+  if (__atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) == step_) return false;
+  *data = fifo_.slot(step_);
+  *bytes = c->sizes[step_ % kSteps];
+  return true;
+}
+
+void FifoReceiver::release() {
+  FifoControl* c = fifo_.control;
+  ++step_;
+  __atomic_store_n(&c->head, step_, __ATOMIC_RELEASE);  // pairs with the sender's acquire of head
+  wakeSleepers(&c->head, &c->headSleepers);
+}
+
+}  // namespace chorus

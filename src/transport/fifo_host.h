@@ -1,0 +1,79 @@
+// Host-side ends of a FIFO (fifo.h): the sender fills and publishes slots,
+// the receiver waits for, reads and releases them.
+//
+// Waiting spins briefly, then yields, then sleeps on a futex on the counter
+// it waits for, so that more ranks than cores still make progress. While
+// asleep it wakes every 100 ms to check the abort flag, the deadline
+// (CHORUS_TIMEOUT) and, for a peer in another process on this host, whether
+// that process still exists: a dead peer becomes ncclRemoteError.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <sys/types.h>
+
+#include "nccl.h"
+#include "transport/fifo.h"
+
+namespace chorus {
+
+// What a wait needs to end in a useful error instead of a hang.
+struct WaitContext {
+  const std::atomic<bool>* abort = nullptr;
+  double timeoutSeconds = 60;
+  int selfRank = -1;
+  int peerRank = -1;
+  pid_t peerPid = 0;  // 0: do not probe (same process, or another host)
+};
+
+class FifoSender {
+ public:
+  FifoSender() = default;
+  FifoSender(FifoView fifo, WaitContext context) : fifo_(fifo), context_(context) {}
+
+  // Waits for a free slot and returns it.
+  ncclResult_t acquire(char** slot);
+  // A free slot if there is one now.
+  bool tryAcquire(char** slot);
+  // Publishes the slot from the last acquire, holding `bytes`.
+  void publish(uint32_t bytes);
+  size_t slotSize() const { return fifo_.slotSize; }
+  bool connected() const { return fifo_.control != nullptr; }
+
+ private:
+  FifoView fifo_;
+  WaitContext context_;
+  uint32_t step_ = 0;
+};
+
+class FifoReceiver {
+ public:
+  FifoReceiver() = default;
+  FifoReceiver(FifoView fifo, WaitContext context) : fifo_(fifo), context_(context) {}
+
+  // Waits for the next published slot and returns it with its byte count.
+  ncclResult_t wait(const char** data, uint32_t* bytes);
+  bool tryWait(const char** data, uint32_t* bytes);
+  // Hands the slot from the last wait back to the sender.
+  void release();
+  size_t slotSize() const { return fifo_.slotSize; }
+  bool connected() const { return fifo_.control != nullptr; }
+
+ private:
+  FifoView fifo_;
+  WaitContext context_;
+  uint32_t step_ = 0;
+};
+
+// Spin, yield, then futex-sleep until `ready()`; shared by both ends and by
+// the socket proxy. `word` is the counter the other side bumps and wakes.
+template <typename Ready>
+ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& context,
+                       const char* what, Ready ready);
+
+// Wakes whoever sleeps on `word` (after it was stored).
+void wakeSleepers(uint32_t* word, uint32_t* sleepers);
+
+}  // namespace chorus
+
+#include "transport/fifo_host_wait.h"

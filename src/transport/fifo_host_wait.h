@@ -1,0 +1,51 @@
+// The wait loop behind FifoSender/FifoReceiver (see fifo_host.h).
+#pragma once
+
+#include <sched.h>
+
+#include "common/deadline.h"
+
+namespace chorus {
+
+// Sleeps on *word while it still equals `seen`, for at most `ms`.
+void futexSleep(uint32_t* word, uint32_t seen, int ms);
+// A waited-for peer's failure, as an error with a message.
+ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut);
+bool peerProcessGone(pid_t pid);
+
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+template <typename Ready>
+ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& context,
+                       const char* what, Ready ready) {
+  // Most waits end within a few hundred nanoseconds on an idle core.
+  for (int i = 0; i < 256; ++i) {
+    if (ready()) return ncclSuccess;
+    cpuRelax();
+  }
+  // With more ranks than cores the peer may need our core: give it away.
+  for (int i = 0; i < 64; ++i) {
+    if (ready()) return ncclSuccess;
+    sched_yield();
+  }
+  Deadline deadline = Deadline::after(context.timeoutSeconds);
+  for (;;) {
+    uint32_t seen = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+    __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);  // pairs with wakeSleepers' fence
+    if (!ready()) futexSleep(word, seen, 100);
+    __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
+    if (ready()) return ncclSuccess;
+    if (context.abort && context.abort->load(std::memory_order_relaxed))
+      return waitFailure(context, what, false);
+    if (peerProcessGone(context.peerPid)) return waitFailure(context, what, false);
+    if (deadline.expired()) return waitFailure(context, what, true);
+  }
+}
+
+}  // namespace chorus
