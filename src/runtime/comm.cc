@@ -13,7 +13,7 @@ ncclResult_t checkComm(const ncclComm* comm, const char* caller) {
 }
 
 void freeComm(ncclComm* comm) {
-  if (comm->initThread.joinable()) comm->initThread.join();
+  if (comm->backgroundThread.joinable()) comm->backgroundThread.join();
   comm->alive = 0;
   delete comm;
 }

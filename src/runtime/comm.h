@@ -11,6 +11,8 @@
 #include "bootstrap/bootstrap.h"
 #include "nccl.h"
 #include "runtime/config.h"
+#include "runtime/op.h"
+#include "transport/transport.h"
 
 namespace chorus {
 
@@ -29,6 +31,29 @@ struct InitRequest {
   bool startRootFromEnv = false;  // NCCL_COMM_ID: rank 0 runs the root
 };
 
+// One ring: this rank's send end to the next rank and receive end from the
+// previous one.
+struct Channel {
+  std::unique_ptr<SendConnection> toNext;
+  std::unique_ptr<RecvConnection> fromPrev;
+};
+
+// Point-to-point connections with one peer, opened on first use.
+struct PeerConnections {
+  std::unique_ptr<SendConnection> send;
+  std::unique_ptr<RecvConnection> recv;
+};
+
+// An operator made by ncclRedOpCreatePreMulSum; its handle is
+// ncclNumOps + its index in ncclComm::userOps.
+struct UserRedOp {
+  bool live = false;
+  ncclDataType_t type = ncclFloat32;
+  ncclScalarResidence_t residence = ncclScalarHostImmediate;
+  RedOpArgs args;                  // host-immediate: the scalar read at creation
+  const void* scalar = nullptr;    // device residence: read when an operation is posted
+};
+
 }  // namespace chorus
 
 struct ncclComm {
@@ -44,12 +69,23 @@ struct ncclComm {
   std::unique_ptr<chorus::Bootstrap> bootstrap;
   std::vector<chorus::PeerInfo> peers;
 
+  // Data path (host communicators): transports, rings, point-to-point.
+  std::unique_ptr<chorus::Transport> shmTransport;
+  std::unique_ptr<chorus::Transport> netTransport;
+  size_t slotSize = 0;  // NCCL_BUFFSIZE / kSteps
+  bool shmDisabled = false;
+  double timeoutSeconds = 60;
+  std::vector<chorus::Channel> channels;
+  std::vector<chorus::PeerConnections> p2p;  // indexed by peer rank
+  std::vector<chorus::UserRedOp> userOps;
+
   // ncclInProgress while a non-blocking or grouped init runs, then its result;
   // later, any asynchronous error.
   std::atomic<ncclResult_t> asyncResult{ncclInProgress};
   std::string asyncErrorText;  // the message that goes with a failed asyncResult
   std::atomic<bool> abortFlag{false};
-  std::thread initThread;
+  // Runs a non-blocking communicator's init and operations in turn.
+  std::thread backgroundThread;
   bool finalized = false;
 
   bool onHost() const { return cudaDev < 0; }

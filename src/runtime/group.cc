@@ -6,6 +6,7 @@
 
 #include "common/result.h"
 #include "runtime/comm.h"
+#include "runtime/host_executor.h"
 
 namespace chorus {
 namespace {
@@ -15,8 +16,15 @@ struct GroupJob {
   std::function<ncclResult_t()> run;
 };
 
+// The operations one communicator received inside the current group.
+struct OpBatch {
+  ncclComm* comm;
+  std::vector<Op> ops;
+};
+
 thread_local int tDepth = 0;
 thread_local std::vector<GroupJob> tJobs;
+thread_local std::vector<OpBatch> tBatches;
 
 // Runs a job and records its outcome on the communicator, including the
 // message, which lives in this (worker) thread's last error.
@@ -27,6 +35,28 @@ ncclResult_t runAndRecord(const GroupJob& job) {
     job.comm->asyncResult.store(result, std::memory_order_release);
   }
   return result;
+}
+
+// A non-blocking communicator runs its jobs one after the other on its
+// background thread; the next waits for the previous (operations stay in
+// order, and the first one waits for the init).
+void runInBackground(const GroupJob& job) {
+  ncclComm* comm = job.comm;
+  std::thread previous = std::move(comm->backgroundThread);
+  comm->asyncResult.store(ncclInProgress, std::memory_order_release);
+  comm->backgroundThread = std::thread([job, previous = std::move(previous)]() mutable {
+    if (previous.joinable()) previous.join();
+    runAndRecord(job);
+  });
+}
+
+ncclResult_t executeOps(ncclComm* comm, const std::vector<Op>& ops) {
+  if (!comm->onHost())
+    CHORUS_FAIL(ncclInvalidUsage,
+                "rank %d: operations on CUDA device buffers are not implemented yet; set "
+                "CHORUS_DEVICE=host to use host buffers",
+                comm->rank);
+  return executeHostOps(comm, ops);
 }
 
 }  // namespace
@@ -43,6 +73,16 @@ ncclResult_t groupEnd() {
   if (--tDepth > 0) return ncclSuccess;
   std::vector<GroupJob> jobs = std::move(tJobs);
   tJobs.clear();
+  for (OpBatch& batch : tBatches) {
+    ncclComm* comm = batch.comm;
+    jobs.push_back(GroupJob{comm, [comm, ops = std::move(batch.ops)] { return executeOps(comm, ops); }});
+  }
+  tBatches.clear();
+  if (jobs.empty()) return ncclSuccess;
+
+  // The common case, one blocking communicator: run it on this thread.
+  if (jobs.size() == 1 && (jobs[0].comm == nullptr || jobs[0].comm->config.blocking))
+    return runAndRecord(jobs[0]);
 
   bool anyBackground = false;
   std::vector<std::thread> workers;
@@ -51,7 +91,7 @@ ncclResult_t groupEnd() {
     ncclComm* comm = jobs[i].comm;
     if (comm != nullptr && !comm->config.blocking) {
       anyBackground = true;
-      comm->initThread = std::thread([job = jobs[i]] { runAndRecord(job); });
+      runInBackground(jobs[i]);
     } else {
       workers.emplace_back([&jobs, &results, i] { results[i] = runAndRecord(jobs[i]); });
     }
@@ -72,10 +112,23 @@ ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job) {
     return ncclSuccess;
   }
   if (comm != nullptr && !comm->config.blocking) {
-    comm->initThread = std::thread([comm, job = std::move(job)] { runAndRecord({comm, job}); });
+    runInBackground(GroupJob{comm, std::move(job)});
     return ncclInProgress;
   }
   return runAndRecord(GroupJob{comm, std::move(job)});
+}
+
+ncclResult_t enqueueOp(ncclComm* comm, const Op& op) {
+  CHORUS_CHECK(groupStart());
+  OpBatch* batch = nullptr;
+  for (OpBatch& b : tBatches)
+    if (b.comm == comm) batch = &b;
+  if (batch == nullptr) {
+    tBatches.push_back(OpBatch{comm, {}});
+    batch = &tBatches.back();
+  }
+  batch->ops.push_back(op);
+  return groupEnd();
 }
 
 }  // namespace chorus

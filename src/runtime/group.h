@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "nccl.h"
+#include "runtime/op.h"
 
 struct ncclComm;
 
@@ -26,5 +27,10 @@ ncclResult_t groupEnd();
 // thread when it is non-blocking (returns ncclInProgress), else right away.
 // The job's result becomes comm->asyncResult.
 ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job);
+
+// Posts an operation: inside a group it runs at the outermost ncclGroupEnd,
+// together with the group's other operations; otherwise it runs now (on a
+// non-blocking communicator: in the background, returning ncclInProgress).
+ncclResult_t enqueueOp(ncclComm* comm, const Op& op);
 
 }  // namespace chorus

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/result.h"
 #include "common/settings.h"
+#include "runtime/connect.h"
 #include "runtime/device.h"
 #include "runtime/group.h"
 #include "topology/host_identity.h"
@@ -54,6 +55,7 @@ ncclResult_t bringUpComm(ncclComm* comm, const InitRequest& request) {
       PeerInfo{comm->rank, comm->cudaDev, hostIdentity(), static_cast<int64_t>(getpid())};
   CHORUS_CHECK(comm->bootstrap->allGather(comm->peers.data(), sizeof(PeerInfo)));
   comm->commHash = hashBytes(&request.roots[0], sizeof(BootstrapId));
+  CHORUS_CHECK(setupDataPath(comm));
   INFO(kLogInit, "comm %p rank %d nRanks %d cudaDev %d%s commHash 0x%llx - Init COMPLETE",
        static_cast<void*>(comm), comm->rank, comm->nranks, comm->cudaDev,
        comm->onHost() ? " (host)" : "", static_cast<unsigned long long>(comm->commHash));

@@ -2,6 +2,7 @@
 
 #include <linux/futex.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +37,10 @@ ncclResult_t waitFailure(const WaitContext& context, const char* what, bool time
   if (context.abort && context.abort->load())
     CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: communicator aborted", context.selfRank,
                 what, context.peerRank);
+  // Pairs with the release store in raiseLinkFailure: the reason is complete.
+  if (context.link && context.link->raised.load(std::memory_order_acquire))
+    CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: %s", context.selfRank, what,
+                context.peerRank, context.link->reason);
   if (timedOut)
     CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: no progress in %.0f s (CHORUS_TIMEOUT)",
                 context.selfRank, what, context.peerRank, context.timeoutSeconds);
@@ -66,6 +71,7 @@ void FifoSender::publish(uint32_t bytes) {
   ++step_;
   __atomic_store_n(&c->tail, step_, __ATOMIC_RELEASE);  // pairs with the receiver's acquire of tail
   wakeSleepers(&c->tail, &c->tailSleepers);
+  if (context_.notifyFd >= 0) eventfd_write(context_.notifyFd, 1);
 }
 
 ncclResult_t FifoReceiver::wait(const char** data, uint32_t* bytes) {
@@ -92,6 +98,7 @@ void FifoReceiver::release() {
   ++step_;
   __atomic_store_n(&c->head, step_, __ATOMIC_RELEASE);  // pairs with the sender's acquire of head
   wakeSleepers(&c->head, &c->headSleepers);
+  if (context_.notifyFd >= 0) eventfd_write(context_.notifyFd, 1);
 }
 
 }  // namespace chorus

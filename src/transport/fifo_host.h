@@ -4,8 +4,10 @@
 // Waiting spins briefly, then yields, then sleeps on a futex on the counter
 // it waits for, so that more ranks than cores still make progress. While
 // asleep it wakes every 100 ms to check the abort flag, the deadline
-// (CHORUS_TIMEOUT) and, for a peer in another process on this host, whether
-// that process still exists: a dead peer becomes ncclRemoteError.
+// (CHORUS_TIMEOUT), for a peer in another process on this host, whether
+// that process still exists, and, for a FIFO whose other end is a network
+// proxy (socket transport), whether that proxy's connection failed: a dead
+// peer or a failed connection becomes ncclRemoteError.
 #pragma once
 
 #include <atomic>
@@ -17,6 +19,14 @@
 
 namespace chorus {
 
+// Raised by a proxy thread that drives this FIFO's other end over a network
+// (transport/fifo_remote.h) when that connection fails, so that a rank
+// waiting here ends at once with the reason instead of at the deadline.
+struct LinkFailure {
+  std::atomic<bool> raised{false};  // release-stored after `reason` is written
+  char reason[256] = {};            // read only after `raised` is seen (acquire)
+};
+
 // What a wait needs to end in a useful error instead of a hang.
 struct WaitContext {
   const std::atomic<bool>* abort = nullptr;
@@ -24,6 +34,11 @@ struct WaitContext {
   int selfRank = -1;
   int peerRank = -1;
   pid_t peerPid = 0;  // 0: do not probe (same process, or another host)
+  // An eventfd to write after each publish/release, for a proxy thread that
+  // drives this FIFO's other end and waits in poll() (-1: none).
+  int notifyFd = -1;
+  // The network connection behind this FIFO, when there is one (null: none).
+  const LinkFailure* link = nullptr;
 };
 
 class FifoSender {

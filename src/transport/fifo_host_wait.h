@@ -43,6 +43,8 @@ ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& co
     if (ready()) return ncclSuccess;
     if (context.abort && context.abort->load(std::memory_order_relaxed))
       return waitFailure(context, what, false);
+    if (context.link && context.link->raised.load(std::memory_order_acquire))
+      return waitFailure(context, what, false);
     if (peerProcessGone(context.peerPid)) return waitFailure(context, what, false);
     if (deadline.expired()) return waitFailure(context, what, true);
   }

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -62,6 +63,12 @@ std::vector<std::string> runRankProcesses(int nranks, const RankBody& body, Rank
   ncclUniqueId id = makeId(options);
   fflush(stdout);
   fflush(stderr);
+  // Ranks start together once all are forked: no rank reaches the root (and
+  // makes its thread allocate) while the parent is still forking, since a
+  // child forked at that moment could inherit an allocator lock held by that
+  // thread (glibc guards against this, sanitizer runtimes may not).
+  int gate[2];
+  if (pipe(gate) != 0) abort();
   std::vector<Child> children;
   for (int rank = 0; rank < nranks; ++rank) {
     int fds[2];
@@ -69,6 +76,11 @@ std::vector<std::string> runRankProcesses(int nranks, const RankBody& body, Rank
     pid_t pid = fork();
     if (pid == 0) {
       close(fds[0]);
+      close(gate[1]);
+      char go;
+      while (read(gate[0], &go, 1) < 0 && errno == EINTR) {
+      }
+      close(gate[0]);
       RankContext ctx;
       ctx.rank = rank;
       ctx.nranks = nranks;
@@ -87,6 +99,8 @@ std::vector<std::string> runRankProcesses(int nranks, const RankBody& body, Rank
     child.readFd = fds[0];
     children.push_back(child);
   }
+  close(gate[0]);
+  close(gate[1]);  // opens the gate: every child's read returns
 
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(

@@ -1,0 +1,300 @@
+// Collective and point-to-point entry points, and user reduction operators.
+// Every argument is checked here, on the calling rank, before anything is
+// posted: a rejected call moves no data to or from any rank.
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "api/api_export.h"
+#include "collectives/datatypes.h"
+#include "collectives/reduce_ops.h"
+#include "common/result.h"
+#include "runtime/comm.h"
+#include "runtime/group.h"
+
+using namespace chorus;
+
+namespace {
+
+ncclResult_t checkReady(ncclComm* comm, const char* caller) {
+  CHORUS_CHECK(checkComm(comm, caller));
+  ncclResult_t state = comm->asyncResult.load(std::memory_order_acquire);
+  if (state != ncclSuccess && !(state == ncclInProgress && !comm->config.blocking))
+    CHORUS_FAIL(ncclInvalidUsage, "%s: the communicator has failed earlier (%s): %s", caller,
+                ncclGetErrorString(state), comm->asyncErrorText.c_str());
+  return ncclSuccess;
+}
+
+ncclResult_t checkType(ncclDataType_t type, const char* caller) {
+  if (static_cast<int>(type) < 0 || type >= ncclNumTypes)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: datatype %d is not an ncclDataType_t", caller,
+                static_cast<int>(type));
+  return ncclSuccess;
+}
+
+ncclResult_t checkBuffer(const void* buffer, size_t count, const char* caller, const char* name) {
+  if (count > 0 && buffer == nullptr)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: %s is NULL with count %zu", caller, name, count);
+  return ncclSuccess;
+}
+
+ncclResult_t checkRank(ncclComm* comm, int rank, const char* caller, const char* name) {
+  if (rank < 0 || rank >= comm->nranks)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: %s %d is outside 0..%d", caller, name, rank,
+                comm->nranks - 1);
+  return ncclSuccess;
+}
+
+// count * factor elements of `type` must fit in memory sizes.
+ncclResult_t checkSize(size_t count, size_t factor, ncclDataType_t type, const char* caller) {
+  if (count != 0 && (count > SIZE_MAX / factor / elementSize(type)))
+    CHORUS_FAIL(ncclInvalidArgument, "%s: count %zu overflows the buffer size", caller, count);
+  return ncclSuccess;
+}
+
+ncclResult_t resolveRedOp(ncclComm* comm, ncclRedOp_t op, ncclDataType_t type, const char* caller,
+                          RedOpArgs* out) {
+  const int value = static_cast<int>(op);
+  if (value >= 0 && value < ncclNumOps) {
+    *out = builtinRedOp(op, type, comm->nranks);
+    return ncclSuccess;
+  }
+  const size_t index = static_cast<size_t>(value) - ncclNumOps;
+  if (value < ncclNumOps || index >= comm->userOps.size() || !comm->userOps[index].live)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: reduction operator %d is not valid on this communicator",
+                caller, value);
+  const UserRedOp& user = comm->userOps[index];
+  if (user.type != type)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: operator %d was made for datatype %d, not %d", caller,
+                value, static_cast<int>(user.type), static_cast<int>(type));
+  // A "device" scalar on a host communicator is host memory, read now.
+  *out = user.residence == ncclScalarDevice ? preMulSumOp(type, user.scalar) : user.args;
+  return ncclSuccess;
+}
+
+Op makeOp(OpKind kind, const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type) {
+  Op op{};
+  op.kind = kind;
+  op.sendbuff = sendbuff;
+  op.recvbuff = recvbuff;
+  op.count = count;
+  op.type = type;
+  op.redop.type = type;
+  return op;
+}
+
+const char* at(const void* base, size_t elements, ncclDataType_t type) {
+  return static_cast<const char*>(base) + elements * elementSize(type);
+}
+
+// Posts point-to-point operations as one group, so they progress together.
+ncclResult_t postGroup(ncclComm* comm, const std::vector<Op>& ops) {
+  CHORUS_CHECK(groupStart());
+  ncclResult_t result = ncclSuccess;
+  for (const Op& op : ops)
+    if (result == ncclSuccess) result = enqueueOp(comm, op);
+  ncclResult_t end = groupEnd();
+  return result != ncclSuccess ? result : end;
+}
+
+}  // namespace
+
+NCCL_API(ncclResult_t, ncclAllReduce, const void* sendbuff, void* recvbuff, size_t count,
+         ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclAllReduce";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  Op o = makeOp(OpKind::AllReduce, sendbuff, recvbuff, count, datatype);
+  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop));
+  return enqueueOp(comm, o);
+}
+
+NCCL_API(ncclResult_t, ncclBroadcast, const void* sendbuff, void* recvbuff, size_t count,
+         ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclBroadcast";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkRank(comm, root, caller, "root"));
+  if (comm->rank == root) CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  Op o = makeOp(OpKind::Broadcast, sendbuff, recvbuff, count, datatype);
+  o.root = root;
+  return enqueueOp(comm, o);
+}
+
+NCCL_API(ncclResult_t, ncclBcast, void* buff, size_t count, ncclDataType_t datatype, int root,
+         ncclComm_t comm, cudaStream_t stream) {
+  return pncclBroadcast(buff, buff, count, datatype, root, comm, stream);
+}
+
+NCCL_API(ncclResult_t, ncclReduce, const void* sendbuff, void* recvbuff, size_t count,
+         ncclDataType_t datatype, ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclReduce";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkRank(comm, root, caller, "root"));
+  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
+  if (comm->rank == root) CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  Op o = makeOp(OpKind::Reduce, sendbuff, recvbuff, count, datatype);
+  o.root = root;
+  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop));
+  return enqueueOp(comm, o);
+}
+
+NCCL_API(ncclResult_t, ncclAllGather, const void* sendbuff, void* recvbuff, size_t sendcount,
+         ncclDataType_t datatype, ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclAllGather";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(sendcount, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkBuffer(sendbuff, sendcount, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(recvbuff, sendcount, caller, "recvbuff"));
+  return enqueueOp(comm, makeOp(OpKind::AllGather, sendbuff, recvbuff, sendcount, datatype));
+}
+
+NCCL_API(ncclResult_t, ncclReduceScatter, const void* sendbuff, void* recvbuff, size_t recvcount,
+         ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclReduceScatter";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(recvcount, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkBuffer(sendbuff, recvcount, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(recvbuff, recvcount, caller, "recvbuff"));
+  Op o = makeOp(OpKind::ReduceScatter, sendbuff, recvbuff, recvcount, datatype);
+  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop));
+  return enqueueOp(comm, o);
+}
+
+NCCL_API(ncclResult_t, ncclSend, const void* sendbuff, size_t count, ncclDataType_t datatype,
+         int peer, ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclSend";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
+  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
+  Op o = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype);
+  o.peer = peer;
+  return enqueueOp(comm, o);
+}
+
+NCCL_API(ncclResult_t, ncclRecv, void* recvbuff, size_t count, ncclDataType_t datatype, int peer,
+         ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclRecv";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
+  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  Op o = makeOp(OpKind::Recv, nullptr, recvbuff, count, datatype);
+  o.peer = peer;
+  return enqueueOp(comm, o);
+}
+
+NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_t count,
+         ncclDataType_t datatype, ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclAlltoAll";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(count, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  std::vector<Op> ops;
+  for (int p = 0; p < comm->nranks; ++p) {
+    Op s = makeOp(OpKind::Send, at(sendbuff, p * count, datatype), nullptr, count, datatype);
+    Op r = makeOp(OpKind::Recv, nullptr, const_cast<char*>(at(recvbuff, p * count, datatype)), count,
+                  datatype);
+    s.peer = r.peer = p;
+    ops.push_back(s);
+    ops.push_back(r);
+  }
+  return postGroup(comm, ops);
+}
+
+NCCL_API(ncclResult_t, ncclGather, const void* sendbuff, void* recvbuff, size_t count,
+         ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclGather";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(count, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkRank(comm, root, caller, "root"));
+  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
+  if (comm->rank == root) CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  std::vector<Op> ops;
+  Op s = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype);
+  s.peer = root;
+  ops.push_back(s);
+  if (comm->rank == root) {
+    for (int p = 0; p < comm->nranks; ++p) {
+      Op r = makeOp(OpKind::Recv, nullptr, const_cast<char*>(at(recvbuff, p * count, datatype)),
+                    count, datatype);
+      r.peer = p;
+      ops.push_back(r);
+    }
+  }
+  return postGroup(comm, ops);
+}
+
+NCCL_API(ncclResult_t, ncclScatter, const void* sendbuff, void* recvbuff, size_t count,
+         ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
+  const char* caller = "ncclScatter";
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  CHORUS_CHECK(checkSize(count, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkRank(comm, root, caller, "root"));
+  if (comm->rank == root) CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  std::vector<Op> ops;
+  if (comm->rank == root) {
+    for (int p = 0; p < comm->nranks; ++p) {
+      Op s = makeOp(OpKind::Send, at(sendbuff, p * count, datatype), nullptr, count, datatype);
+      s.peer = p;
+      ops.push_back(s);
+    }
+  }
+  Op r = makeOp(OpKind::Recv, nullptr, recvbuff, count, datatype);
+  r.peer = root;
+  ops.push_back(r);
+  return postGroup(comm, ops);
+}
+
+NCCL_API(ncclResult_t, ncclRedOpCreatePreMulSum, ncclRedOp_t* op, void* scalar,
+         ncclDataType_t datatype, ncclScalarResidence_t residence, ncclComm_t comm) {
+  const char* caller = "ncclRedOpCreatePreMulSum";
+  CHORUS_CHECK(checkComm(comm, caller));
+  CHORUS_CHECK(checkType(datatype, caller));
+  if (op == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: op is NULL", caller);
+  if (scalar == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: scalar is NULL", caller);
+  if (residence != ncclScalarDevice && residence != ncclScalarHostImmediate)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: residence %d is not an ncclScalarResidence_t", caller,
+                static_cast<int>(residence));
+  UserRedOp user;
+  user.live = true;
+  user.type = datatype;
+  user.residence = residence;
+  user.scalar = scalar;
+  if (residence == ncclScalarHostImmediate) user.args = preMulSumOp(datatype, scalar);
+  size_t index = 0;
+  while (index < comm->userOps.size() && comm->userOps[index].live) ++index;
+  if (index == comm->userOps.size()) comm->userOps.push_back(user);
+  else comm->userOps[index] = user;
+  *op = static_cast<ncclRedOp_t>(ncclNumOps + static_cast<int>(index));
+  return ncclSuccess;
+}
+
+NCCL_API(ncclResult_t, ncclRedOpDestroy, ncclRedOp_t op, ncclComm_t comm) {
+  const char* caller = "ncclRedOpDestroy";
+  CHORUS_CHECK(checkComm(comm, caller));
+  const int value = static_cast<int>(op);
+  const size_t index = static_cast<size_t>(value) - ncclNumOps;
+  if (value < ncclNumOps || index >= comm->userOps.size() || !comm->userOps[index].live)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: operator %d was not created on this communicator", caller,
+                value);
+  comm->userOps[index].live = false;
+  return ncclSuccess;
+}

@@ -1,0 +1,118 @@
+#include "runtime/connect.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "common/result.h"
+#include "common/settings.h"
+#include "runtime/comm.h"
+#include "transport/shm/shm_transport.h"
+#if __has_include("transport/socket/socket_transport.h")  // TEMPORARY while it is written
+#include "transport/socket/socket_transport.h"
+#define CHORUS_HAVE_SOCKET 1
+#endif
+
+namespace chorus {
+namespace {
+
+// Bootstrap tags of the two halves of a connection setup.
+int infoTag(int channel, bool fromReceiver) { return (fromReceiver ? 0x10000 : 0x20000) | channel; }
+
+ConnectionPeer describe(ncclComm* comm, int peer, int channel) {
+  const PeerInfo& self = comm->peers[comm->rank];
+  const PeerInfo& other = comm->peers[peer];
+  ConnectionPeer p{};
+  p.selfRank = comm->rank;
+  p.peerRank = peer;
+  p.channel = channel;
+  p.peerPid = static_cast<pid_t>(other.pid);
+  p.sameHost = self.hostHash == other.hostHash;
+  p.sameProcess = p.sameHost && self.pid == other.pid;
+  p.slotSize = comm->slotSize;
+  p.abort = &comm->abortFlag;
+  p.timeoutSeconds = comm->timeoutSeconds;
+  p.bootstrap = comm->bootstrap.get();
+  return p;
+}
+
+Transport* choose(ncclComm* comm, const ConnectionPeer& peer) {
+  if (peer.sameHost && !comm->shmDisabled) return comm->shmTransport.get();
+  if (!comm->netTransport) return comm->shmTransport.get();
+  return comm->netTransport.get();
+}
+
+}  // namespace
+
+ncclResult_t connectPeers(ncclComm* comm, int channel, const std::vector<int>& sendPeers,
+                          const std::vector<int>& recvPeers,
+                          std::vector<std::unique_ptr<SendConnection>>* sends,
+                          std::vector<std::unique_ptr<RecvConnection>>* recvs) {
+  Bootstrap& bootstrap = *comm->bootstrap;
+  sends->clear();
+  recvs->clear();
+  sends->resize(sendPeers.size());
+  recvs->resize(recvPeers.size());
+  std::vector<ConnectInfo> recvInfos(recvPeers.size()), sendInfos(sendPeers.size());
+
+  // Receivers first: they create the memory senders will reach, and nothing
+  // in this half waits for a peer.
+  for (size_t i = 0; i < recvPeers.size(); ++i) {
+    ConnectionPeer peer = describe(comm, recvPeers[i], channel);
+    CHORUS_CHECK(choose(comm, peer)->setupRecv(peer, &recvInfos[i], &(*recvs)[i]));
+    CHORUS_CHECK(bootstrap.send(recvPeers[i], infoTag(channel, true), &recvInfos[i], sizeof(ConnectInfo)));
+  }
+  for (size_t i = 0; i < sendPeers.size(); ++i) {
+    ConnectionPeer peer = describe(comm, sendPeers[i], channel);
+    CHORUS_CHECK(choose(comm, peer)->setupSend(peer, &sendInfos[i], &(*sends)[i]));
+    CHORUS_CHECK(bootstrap.send(sendPeers[i], infoTag(channel, false), &sendInfos[i], sizeof(ConnectInfo)));
+  }
+  for (size_t i = 0; i < sendPeers.size(); ++i) {
+    ConnectionPeer peer = describe(comm, sendPeers[i], channel);
+    ConnectInfo info;
+    CHORUS_CHECK(bootstrap.recv(sendPeers[i], infoTag(channel, true), &info, sizeof(info)));
+    CHORUS_CHECK(choose(comm, peer)->connectSend(peer, info, (*sends)[i].get()));
+    INFO(kLogInit, "channel %d: rank %d -> rank %d via %s", channel, comm->rank, sendPeers[i],
+         choose(comm, peer)->name());
+  }
+  for (size_t i = 0; i < recvPeers.size(); ++i) {
+    ConnectionPeer peer = describe(comm, recvPeers[i], channel);
+    ConnectInfo info;
+    CHORUS_CHECK(bootstrap.recv(recvPeers[i], infoTag(channel, false), &info, sizeof(info)));
+    CHORUS_CHECK(choose(comm, peer)->connectRecv(peer, info, (*recvs)[i].get()));
+  }
+  return ncclSuccess;
+}
+
+ncclResult_t setupDataPath(ncclComm* comm) {
+  const int64_t buffSize = settingInt("NCCL_BUFFSIZE");
+  if (buffSize < kSteps * 64 || buffSize > (int64_t{1} << 31))
+    CHORUS_FAIL(ncclInvalidArgument, "NCCL_BUFFSIZE=%lld: must be between %d and 2 GiB",
+                static_cast<long long>(buffSize), kSteps * 64);
+  // Slots hold whole 64-byte lines, so that every datatype divides them.
+  comm->slotSize = static_cast<size_t>(buffSize / kSteps) / 64 * 64;
+  comm->shmDisabled = settingInt("NCCL_SHM_DISABLE") != 0;
+  comm->timeoutSeconds = static_cast<double>(settingInt("CHORUS_TIMEOUT"));
+  comm->shmTransport = makeShmTransport();
+#ifdef CHORUS_HAVE_SOCKET
+  comm->netTransport = makeSocketTransport();
+#endif
+  comm->p2p.resize(comm->nranks);
+
+  int64_t minChannels = std::max<int64_t>(1, settingInt("NCCL_MIN_NCHANNELS"));
+  int64_t maxChannels = std::max<int64_t>(minChannels, settingInt("NCCL_MAX_NCHANNELS"));
+  int nChannels = static_cast<int>(std::min<int64_t>(maxChannels, 32));
+  comm->channels.resize(nChannels);
+  if (comm->nranks == 1) return ncclSuccess;
+  const int next = (comm->rank + 1) % comm->nranks;
+  const int prev = (comm->rank + comm->nranks - 1) % comm->nranks;
+  for (int c = 0; c < nChannels; ++c) {
+    std::vector<std::unique_ptr<SendConnection>> sends;
+    std::vector<std::unique_ptr<RecvConnection>> recvs;
+    CHORUS_CHECK(connectPeers(comm, c, {next}, {prev}, &sends, &recvs));
+    comm->channels[c].toNext = std::move(sends[0]);
+    comm->channels[c].fromPrev = std::move(recvs[0]);
+  }
+  return ncclSuccess;
+}
+
+}  // namespace chorus

@@ -1,0 +1,90 @@
+#include "runtime/host_executor.h"
+
+#include "collectives/datatypes.h"
+#include "collectives/host_primitives.h"
+#include "collectives/ring_all_gather.h"
+#include "collectives/ring_all_reduce.h"
+#include "collectives/ring_broadcast.h"
+#include "collectives/ring_reduce.h"
+#include "collectives/ring_reduce_scatter.h"
+#include "common/log.h"
+#include "common/result.h"
+#include "runtime/comm.h"
+#include "runtime/host_p2p.h"
+
+namespace chorus {
+
+const char* opName(OpKind kind) {
+  switch (kind) {
+    case OpKind::AllReduce: return "AllReduce";
+    case OpKind::Broadcast: return "Broadcast";
+    case OpKind::Reduce: return "Reduce";
+    case OpKind::AllGather: return "AllGather";
+    case OpKind::ReduceScatter: return "ReduceScatter";
+    case OpKind::Send: return "Send";
+    case OpKind::Recv: return "Recv";
+  }
+  return "?";
+}
+
+namespace {
+
+// Channel slices start on 64-byte boundaries.
+size_t sliceAlign(ncclDataType_t type) {
+  size_t size = elementSize(type);
+  return size >= 64 ? 1 : 64 / size;
+}
+
+ncclResult_t runCollective(ncclComm* comm, const Op& op) {
+  const int rank = comm->rank, nranks = comm->nranks;
+  const int next = (rank + 1) % nranks, prev = (rank + nranks - 1) % nranks;
+  const int nChannels = static_cast<int>(comm->channels.size());
+  for (int c = 0; c < nChannels; ++c) {
+    Channel& channel = comm->channels[c];
+    HostPrimitives prims(channel.toNext ? &channel.toNext->fifo : nullptr,
+                         channel.fromPrev ? &channel.fromPrev->fifo : nullptr, op.sendbuff,
+                         op.recvbuff, op.redop, rank, next, prev);
+    const ChannelSlice slice = channelSlice(op.count, nChannels, c, sliceAlign(op.type));
+    // One slot per chunk keeps kSteps chunks in flight on every link.
+    const size_t chunk = nranks > 1 ? prims.slotElems() : slice.count + 1;
+    switch (op.kind) {
+      case OpKind::AllReduce:
+        CHORUS_CHECK(ringAllReduce(prims, rank, nranks, slice, chunk));
+        break;
+      case OpKind::AllGather:
+        CHORUS_CHECK(ringAllGather(prims, rank, nranks, slice, op.count, chunk));
+        break;
+      case OpKind::ReduceScatter:
+        CHORUS_CHECK(ringReduceScatter(prims, rank, nranks, slice, op.count, chunk));
+        break;
+      case OpKind::Broadcast:
+        CHORUS_CHECK(ringBroadcast(prims, rank, nranks, op.root, slice, chunk));
+        break;
+      case OpKind::Reduce:
+        CHORUS_CHECK(ringReduce(prims, rank, nranks, op.root, slice, chunk));
+        break;
+      default:
+        CHORUS_FAIL(ncclInternalError, "%s is not a collective", opName(op.kind));
+    }
+  }
+  return ncclSuccess;
+}
+
+}  // namespace
+
+ncclResult_t executeHostOps(ncclComm* comm, const std::vector<Op>& ops) {
+  setLogRank(comm->rank);
+  std::vector<Op> p2p;
+  for (const Op& op : ops) {
+    if (isPointToPoint(op)) {
+      p2p.push_back(op);
+      continue;
+    }
+    TRACE(kLogColl, "%s count %zu type %d root %d", opName(op.kind), op.count, op.type, op.root);
+    CHORUS_CHECK(runCollective(comm, op));
+  }
+  if (!p2p.empty()) CHORUS_CHECK(runHostP2p(comm, p2p));
+  return ncclSuccess;
+}
+
+}  // namespace chorus
