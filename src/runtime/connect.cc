@@ -7,7 +7,7 @@
 #include "common/settings.h"
 #include "runtime/comm.h"
 #include "transport/shm/shm_transport.h"
-#if __has_include("transport/socket/socket_transport.h")  // TEMPORARY while it is written
+#if __has_include("transport/socket/socket_transport.cc")  // TEMPORARY while it is written
 #include "transport/socket/socket_transport.h"
 #define CHORUS_HAVE_SOCKET 1
 #endif
@@ -112,7 +112,9 @@ ncclResult_t setupDataPath(ncclComm* comm) {
     comm->channels[c].toNext = std::move(sends[0]);
     comm->channels[c].fromPrev = std::move(recvs[0]);
   }
-  return ncclSuccess;
+  // Every sender has mapped what its receiver made before any rank goes on
+  // (a rank that finished first could otherwise destroy its end too early).
+  return comm->bootstrap->barrier();
 }
 
 }  // namespace chorus
