@@ -29,8 +29,9 @@ ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& co
     if (ready()) return ncclSuccess;
     cpuRelax();
   }
-  // With more ranks than cores the peer may need our core: give it away.
-  for (int i = 0; i < 64; ++i) {
+  // With more ranks than cores the peer may need our core: give it away a
+  // few times, then sleep (many yielding waiters only pass the core around).
+  for (int i = 0; i < 4; ++i) {
     if (ready()) return ncclSuccess;
     sched_yield();
   }

@@ -55,12 +55,12 @@ void FifoRemoteSender::publishUpTo(uint32_t step) {
     wakeSleepers(&fifo_.control->tail, &fifo_.control->tailSleepers);
 }
 
-void raiseLinkFailure(FifoView fifo, LinkFailure* failure, const char* fmt, ...) {
+bool raiseLinkFailure(FifoView fifo, LinkFailure* failure, const char* fmt, ...) {
   // Several proxy threads may find the same failure; one writes the reason.
   static std::mutex mutex;
   {
     std::lock_guard<std::mutex> lock(mutex);
-    if (failure->raised.load(std::memory_order_relaxed)) return;
+    if (failure->raised.load(std::memory_order_relaxed)) return false;
     va_list args;
     va_start(args, fmt);
     vsnprintf(failure->reason, sizeof(failure->reason), fmt, args);
@@ -73,6 +73,7 @@ void raiseLinkFailure(FifoView fifo, LinkFailure* failure, const char* fmt, ...)
   // wake it so that it sees the flag now rather than at its next 100 ms check.
   wakeSleepers(&fifo.control->head, &fifo.control->headSleepers);
   wakeSleepers(&fifo.control->tail, &fifo.control->tailSleepers);
+  return true;
 }
 
 }  // namespace chorus

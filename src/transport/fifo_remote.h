@@ -61,8 +61,9 @@ class FifoRemoteSender {
 
 // Records why the network connection behind `fifo` failed, raises `failure`
 // (which the rank's WaitContext::link points at) and wakes the rank if it
-// sleeps on either counter. The first reason wins; later calls do nothing.
-void raiseLinkFailure(FifoView fifo, LinkFailure* failure, const char* fmt, ...)
+// sleeps on either counter. The first reason wins; later calls do nothing
+// and return false.
+bool raiseLinkFailure(FifoView fifo, LinkFailure* failure, const char* fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 }  // namespace chorus

@@ -182,10 +182,12 @@ ncclResult_t SocketProxy::add(const std::shared_ptr<SocketLink>& link) {
 
 void SocketProxy::fail(Stream& s, const char* what, int err) {
   SocketLink& l = *s.link;
-  raiseLinkFailure(l.fifo, &l.failure, "connection to rank %d over socket closed: %s%s%s (socket %d of %d, %s)",
-                   l.peerRank, what, err ? ": " : "", err ? strerror(err) : "", s.index + 1,
-                   s.count, addressToString(l.sockets[s.index].peer()).c_str());
-  INFO(kLogNet, "rank %d: %s", l.selfRank, l.failure.reason);
+  // INFO only: a peer that finished and left is no error until a rank waits.
+  if (raiseLinkFailure(l.fifo, &l.failure,
+                       "connection to rank %d over socket closed: %s%s%s (socket %d of %d, %s)",
+                       l.peerRank, what, err ? ": " : "", err ? strerror(err) : "", s.index + 1,
+                       s.count, l.peerName.c_str()))
+    INFO(kLogNet, "rank %d: %s", l.selfRank, l.failure.reason);
   l.shutdownSockets();
 }
 

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -73,6 +74,7 @@ struct SocketLink {
   bool sending = false;
   int selfRank = -1;
   int peerRank = -1;
+  std::string peerName;  // the peer's address, for messages
   std::unique_ptr<char, void (*)(void*)> memory{nullptr, nullptr};  // the local FIFO
   FifoView fifo;
   LinkFailure failure;

@@ -1,0 +1,35 @@
+// Runs one collective on every rank with inputs chosen so that the result is
+// exact in every datatype, and compares each rank's output with a reference
+// computed in double precision.
+#pragma once
+
+#include <string>
+
+#include "harness/ranks.h"
+#include "nccl.h"
+
+namespace chorus::test {
+
+enum class Coll { AllReduce, Broadcast, Reduce, AllGather, ReduceScatter, AlltoAll, Gather, Scatter };
+
+// ncclRedOp_t values, plus this one for PreMulSum with scalar 2.
+constexpr int kPreMulSumTwo = 100;
+
+struct CollCase {
+  Coll coll;
+  ncclDataType_t type;
+  int op;  // ncclRedOp_t or kPreMulSumTwo; ignored by data-movement collectives
+  size_t count;
+  int root;
+  bool inPlace;
+};
+
+std::string describe(const CollCase& c);
+const char* collName(Coll coll);
+bool isReduction(Coll coll);
+
+// Runs the case on `comm` (every rank of it must call this with the same
+// case) and records any wrong element or error in ctx.
+void runAndCheck(RankContext& ctx, ncclComm_t comm, const CollCase& c);
+
+}  // namespace chorus::test

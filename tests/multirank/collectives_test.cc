@@ -1,0 +1,142 @@
+// Every collective against the reference of harness/collective_check.h:
+// rank counts as processes and as threads, every datatype and operator,
+// sizes 0, 1, odd and large, every root, in place and out of place, one and
+// several channels, shared memory and sockets.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "harness/collective_check.h"
+#include "harness/ranks.h"
+
+using namespace chorus::test;
+
+namespace {
+
+const ncclDataType_t kAllTypes[] = {ncclInt8,    ncclUint8,   ncclInt32,      ncclUint32,
+                                    ncclInt64,   ncclUint64,  ncclFloat16,    ncclFloat32,
+                                    ncclFloat64, ncclBfloat16, ncclFloat8e4m3, ncclFloat8e5m2};
+const int kAllOps[] = {ncclSum, ncclProd, ncclMax, ncclMin, ncclAvg, kPreMulSumTwo};
+const Coll kAllColls[] = {Coll::AllReduce, Coll::Broadcast, Coll::Reduce,  Coll::AllGather,
+                          Coll::ReduceScatter, Coll::AlltoAll, Coll::Gather, Coll::Scatter};
+
+bool supportsInPlace(Coll coll) { return coll != Coll::AlltoAll; }
+bool hasRoot(Coll coll) {
+  return coll == Coll::Broadcast || coll == Coll::Reduce || coll == Coll::Gather || coll == Coll::Scatter;
+}
+
+// The cases one communicator runs: every datatype and operator at small odd
+// sizes, every root at one size, both placements; large sizes for fewer
+// combinations. The quick matrix trims sizes as ranks grow (more ranks than
+// cores make each step a context switch); the full one (label "full") does not.
+std::vector<CollCase> matrix(int nranks, bool full) {
+  std::vector<CollCase> cases;
+  std::vector<size_t> smallCounts{0, 1, 7, 1023, 4099};
+  if (!full) smallCounts = nranks <= 4 ? std::vector<size_t>{0, 1, 7, 1023} : std::vector<size_t>{0, 7};
+  for (Coll coll : kAllColls) {
+    std::vector<int> roots{0};
+    if (hasRoot(coll))
+      for (int r = 1; r < nranks; ++r) roots.push_back(r);
+    const std::vector<int> ops = isReduction(coll) ? std::vector<int>(std::begin(kAllOps), std::end(kAllOps))
+                                                   : std::vector<int>{ncclSum};
+    for (ncclDataType_t type : kAllTypes)
+      for (int op : ops)
+        for (size_t count : smallCounts)
+          for (bool inPlace : {false, true}) {
+            if (inPlace && !supportsInPlace(coll)) continue;
+            for (int root : roots) {
+              if (count != 7 && root != 0 && root != nranks - 1) continue;
+              cases.push_back(CollCase{coll, type, op, count, root, inPlace});
+            }
+          }
+    // Large: 1 MiB + 5 elements; 64 MiB of floats in the full matrix.
+    std::vector<ncclDataType_t> largeTypes{ncclFloat32};
+    if (full || nranks <= 4) largeTypes = {ncclFloat32, ncclBfloat16, ncclInt64};
+    for (ncclDataType_t type : largeTypes)
+      cases.push_back(CollCase{coll, type, ncclSum, (1u << 20) + 5, nranks - 1, false});
+    if (full && (coll == Coll::AllReduce || coll == Coll::AllGather))
+      cases.push_back(CollCase{coll, ncclFloat32, ncclSum, (64u << 20) / 4 / static_cast<size_t>(nranks), 0, true});
+  }
+  return cases;
+}
+
+void runMatrix(RankContext& ctx, bool full) {
+  ncclComm_t comm = nullptr;
+  if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
+  for (const CollCase& c : matrix(ctx.nranks, full)) {
+    runAndCheck(ctx, comm, c);
+    if (ctx.failures.size() > 5) break;
+  }
+  ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+}
+
+class CollectivesOnProcesses : public ::testing::TestWithParam<int> {};
+
+TEST_P(CollectivesOnProcesses, EveryCollectiveTypeAndOpIsExact) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  auto failures = runRankProcesses(GetParam(), [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesOnProcesses, ::testing::Values(1, 2, 3, 4, 5, 7, 8));
+
+class CollectivesOnThreads : public ::testing::TestWithParam<int> {};
+
+TEST_P(CollectivesOnThreads, EveryCollectiveTypeAndOpIsExact) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  auto failures = runRankThreads(GetParam(), [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesOnThreads, ::testing::Values(1, 2, 6, 11, 16));
+
+class FullCollectivesOnProcesses : public ::testing::TestWithParam<int> {};
+
+TEST_P(FullCollectivesOnProcesses, EveryCollectiveTypeAndOpIsExact) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  auto failures = runRankProcesses(GetParam(), [](RankContext& ctx) { runMatrix(ctx, true); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, FullCollectivesOnProcesses, ::testing::Values(2, 3, 4, 5, 7, 8));
+
+class FullCollectivesOnThreads : public ::testing::TestWithParam<int> {};
+
+TEST_P(FullCollectivesOnThreads, EveryCollectiveTypeAndOpIsExact) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  auto failures = runRankThreads(GetParam(), [](RankContext& ctx) { runMatrix(ctx, true); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, FullCollectivesOnThreads, ::testing::Values(1, 3, 9, 12, 13, 14, 15));
+
+TEST(FullCollectivesSockets, EveryCollectiveIsExactWithShmDisabled) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv shm("NCCL_SHM_DISABLE", "1");
+  auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, true); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(CollectivesSockets, EveryCollectiveIsExactWithShmDisabled) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv shm("NCCL_SHM_DISABLE", "1");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(CollectivesChannels, FourChannelsGiveTheSameResults) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv channels("NCCL_MIN_NCHANNELS", "4");
+  ScopedEnv maxChannels("NCCL_MAX_NCHANNELS", "4");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(CollectivesSmallSlots, ManySlotsPerChunkAndWrapAroundTheFifo) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv buff("NCCL_BUFFSIZE", "16384");  // 2 KiB slots
+  auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+}  // namespace
