@@ -158,9 +158,9 @@ struct FuncPreMulSum {
   CHORUS_HOST_DEVICE CHORUS_INLINE T post(T x) const { return x; }
 };
 
-// Sum, then divide the result by `divisor`. Integers truncate toward zero;
-// the division is done in 64 bits so that a divisor wider than T (int8 with
-// 200 ranks) is still right. Floating types divide and round (unused by
+// Sum, then divide the result by `divisor` (1 <= divisor < 2^63). Integers
+// truncate toward zero, with the divisor at full width, so that one wider
+// than T (int8 with 200 ranks) is still right. Floating types divide and round (unused by
 // builtinRedOp, which gives them PreMulSum, but well defined).
 template <typename T>
 struct FuncSumPostDiv {
@@ -175,6 +175,17 @@ struct FuncSumPostDiv {
   }
   CHORUS_HOST_DEVICE CHORUS_INLINE T pre(T x) const { return x; }
   CHORUS_HOST_DEVICE CHORUS_INLINE T post(T x) const {
+#if !defined(__CUDA_ARCH__)
+    // Host: x86 has no vector integer division, but a double one. For |x| <
+    // 2^32 the rounded double quotient is exact, or off by at most
+    // 2^-53 * |x| / divisor < 1 / divisor, the least distance from a
+    // non-integral x / divisor to an integer; so truncating it is exact.
+    // (A divisor >= 2^53 leaves |quotient| < 2^-21, truncated to 0, right.)
+    if constexpr (std::is_integral<T>::value && sizeof(T) <= 4) {
+      using I = typename std::conditional<std::is_signed<T>::value, int32_t, uint32_t>::type;
+      return T(I(double(I(x)) / double(divisor)));
+    }
+#endif
     if constexpr (std::is_integral<T>::value && std::is_signed<T>::value) {
       return T(int64_t(x) / int64_t(divisor));
     } else if constexpr (std::is_integral<T>::value) {

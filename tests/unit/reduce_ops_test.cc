@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -204,6 +205,16 @@ TEST(ReduceCopy, EveryDatatypeAndOpMatchesScalarReference) {
   EXPECT_EQ(failures, 0);
 }
 
+// Where the CPU has wider loops (AVX2), the baseline ones must agree too.
+TEST(ReduceCopy, BaselineLoopsMatchScalarReference) {
+  if (!reduceCopyHasWideLoops()) GTEST_SKIP() << "the baseline loops are the only ones here";
+  reduceCopyForceBaseline(true);
+  int failures = 0;
+  for (int t = 0; t < ncclNumTypes; ++t) dispatchType(ncclDataType_t(t), SweepType{&failures});
+  reduceCopyForceBaseline(false);
+  EXPECT_EQ(failures, 0);
+}
+
 // ---- operator corner cases -----------------------------------------------------
 
 namespace {
@@ -238,6 +249,56 @@ TEST(ReduceOps, IntegerAvgTruncatesTowardZeroWithWideDivisors) {
   EXPECT_EQ(reduce2<uint64_t>(builtinRedOp(ncclAvg, ncclUint64, 3), ~0ull, 0), ~0ull / 3);
   // post off: the plain sum, to be divided later by whoever applies post.
   EXPECT_EQ(reduce2<int32_t>(builtinRedOp(ncclAvg, ncclInt32, 2), -7, 0, true, false), -7);
+}
+
+// The host divides 8- and 32-bit integers in double (it vectorizes); that
+// must equal C's truncating integer division for every value and divisor.
+namespace {
+
+template <typename T>
+void checkDivision(std::mt19937_64& rng, uint64_t divisor, int* bad) {
+  constexpr size_t kCount = 4096;
+  std::vector<T> in(kCount), out(kCount);
+  for (size_t i = 0; i < kCount; ++i) in[i] = T(rng());
+  in[0] = std::numeric_limits<T>::min();
+  in[1] = std::numeric_limits<T>::max();
+  in[2] = T(divisor - 1);
+  in[3] = T(divisor);
+  in[4] = T(0 - divisor);
+  RedOpArgs op;
+  op.kind = RedOpKind::SumPostDiv;
+  op.type = DataTypeOf<T>::value;
+  op.scalar = divisor;
+  reduceCopy(op, nullptr, in.data(), true, out.data(), true, kCount);
+  using W = typename std::conditional<std::is_signed<T>::value, int64_t, uint64_t>::type;
+  for (size_t i = 0; i < kCount; ++i) {
+    const T want = std::is_signed<T>::value ? T(int64_t(in[i]) / int64_t(divisor))
+                                            : T(uint64_t(W(in[i])) / divisor);
+    if (out[i] != want && (*bad)++ < 5) {
+      ADD_FAILURE() << dataTypeName(op.type) << " " << int64_t(in[i]) << " / " << divisor
+                    << " gave " << int64_t(out[i]) << ", want " << int64_t(want);
+    }
+  }
+}
+
+}  // namespace
+
+TEST(ReduceOps, IntegerAvgDivisionIsExactForAnyValueAndDivisor) {
+  std::mt19937_64 rng(7);
+  int bad = 0;
+  std::vector<uint64_t> divisors = {1, 2, 3, 7, 8, 100, 127, 128, 255, 256, 1000, 65535, 65536,
+                                    (1ull << 31) - 1, 1ull << 31, (1ull << 32) - 1, 1ull << 32,
+                                    1ull << 53, (1ull << 53) + 1, 1ull << 62};
+  for (int i = 0; i < 30; ++i) divisors.push_back(1 + rng() % 100000);
+  for (uint64_t d : divisors) {
+    checkDivision<int8_t>(rng, d, &bad);
+    checkDivision<uint8_t>(rng, d, &bad);
+    checkDivision<int32_t>(rng, d, &bad);
+    checkDivision<uint32_t>(rng, d, &bad);
+    checkDivision<int64_t>(rng, d, &bad);
+    checkDivision<uint64_t>(rng, d, &bad);
+  }
+  EXPECT_EQ(bad, 0);
 }
 
 TEST(ReduceOps, MaxAndMinIgnoreNaN) {
