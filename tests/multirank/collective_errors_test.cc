@@ -1,0 +1,137 @@
+// Bad input to collectives and point-to-point calls, and failed peers: a
+// clear error on the caller, never a crash or a hang.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "harness/ranks.h"
+
+using chorus::test::joinFailures;
+using chorus::test::RankContext;
+using chorus::test::RankOptions;
+using chorus::test::runRankProcesses;
+using chorus::test::ScopedEnv;
+
+namespace {
+
+bool lastErrorHas(const std::string& text) {
+  return std::string(ncclGetLastError(nullptr)).find(text) != std::string::npos;
+}
+
+class OneRankComm : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(ncclCommInitAll(&comm, 1, nullptr), ncclSuccess); }
+  void TearDown() override { ncclCommDestroy(comm); }
+  ScopedEnv host{"CHORUS_DEVICE", "host"};
+  ncclComm_t comm = nullptr;
+  float a[4] = {1, 2, 3, 4}, b[4] = {};
+};
+
+TEST_F(OneRankComm, NullBuffersWithCountAreInvalidArguments) {
+  EXPECT_EQ(ncclAllReduce(nullptr, b, 4, ncclFloat, ncclSum, comm, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("sendbuff is NULL"));
+  EXPECT_EQ(ncclAllReduce(a, nullptr, 4, ncclFloat, ncclSum, comm, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("recvbuff is NULL"));
+  EXPECT_EQ(ncclBroadcast(nullptr, b, 4, ncclFloat, 0, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclAllGather(a, nullptr, 4, ncclFloat, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclReduceScatter(nullptr, b, 4, ncclFloat, ncclSum, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclSend(nullptr, 4, ncclFloat, 0, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclRecv(nullptr, 4, ncclFloat, 0, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclAlltoAll(a, nullptr, 4, ncclFloat, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclGather(nullptr, b, 4, ncclFloat, 0, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclScatter(nullptr, b, 4, ncclFloat, 0, comm, nullptr), ncclInvalidArgument);
+  // Count 0 with NULL buffers is a valid no-op.
+  EXPECT_EQ(ncclAllReduce(nullptr, nullptr, 0, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
+}
+
+TEST_F(OneRankComm, BadDatatypeOpRootAndPeerAreInvalidArguments) {
+  EXPECT_EQ(ncclAllReduce(a, b, 4, static_cast<ncclDataType_t>(12), ncclSum, comm, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("datatype 12"));
+  EXPECT_EQ(ncclAllReduce(a, b, 4, static_cast<ncclDataType_t>(-1), ncclSum, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclAllReduce(a, b, 4, ncclFloat, static_cast<ncclRedOp_t>(9), comm, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("operator 9"));
+  EXPECT_EQ(ncclReduce(a, b, 4, ncclFloat, ncclSum, 1, comm, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("root 1"));
+  EXPECT_EQ(ncclBroadcast(a, b, 4, ncclFloat, -1, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclSend(a, 4, ncclFloat, 1, comm, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("peer 1"));
+  EXPECT_EQ(ncclRecv(b, 4, ncclFloat, -3, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclAllReduce(a, b, 4, ncclFloat, ncclSum, nullptr, nullptr), ncclInvalidArgument);
+  // Nothing was written by the rejected calls.
+  for (float v : b) EXPECT_EQ(v, 0.0f);
+}
+
+TEST_F(OneRankComm, PreMulSumOperatorsAreCheckedAndDestroyed) {
+  float two = 2.0f;
+  ncclRedOp_t op;
+  ASSERT_EQ(ncclRedOpCreatePreMulSum(&op, &two, ncclFloat, ncclScalarHostImmediate, comm), ncclSuccess);
+  EXPECT_EQ(ncclAllReduce(a, b, 4, ncclFloat, op, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(b[3], 8.0f);
+  EXPECT_EQ(ncclAllReduce(a, b, 4, ncclDouble, op, comm, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("was made for datatype"));
+  EXPECT_EQ(ncclRedOpDestroy(op, comm), ncclSuccess);
+  EXPECT_EQ(ncclRedOpDestroy(op, comm), ncclInvalidArgument);
+  EXPECT_EQ(ncclAllReduce(a, b, 4, ncclFloat, op, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclRedOpDestroy(ncclSum, comm), ncclInvalidArgument);
+  EXPECT_EQ(ncclRedOpCreatePreMulSum(&op, nullptr, ncclFloat, ncclScalarHostImmediate, comm), ncclInvalidArgument);
+  // A "device" scalar on a host communicator is read when the op is posted.
+  float scale = 3.0f;
+  ASSERT_EQ(ncclRedOpCreatePreMulSum(&op, &scale, ncclFloat, ncclScalarDevice, comm), ncclSuccess);
+  scale = 10.0f;
+  EXPECT_EQ(ncclAllReduce(a, b, 4, ncclFloat, op, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(b[0], 10.0f);
+  EXPECT_EQ(ncclRedOpDestroy(op, comm), ncclSuccess);
+}
+
+TEST(FailedPeers, ARankRejectedLocallyMakesTheOthersTimeOutWithoutWritingTheirBuffers) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "2");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, 3, ctx.id, ctx.rank), "init")) return;
+    std::vector<float> in(1000, 1.0f), out(1000, -7.0f);
+    // Rank 1 passes a bad datatype: its call is rejected and posts nothing.
+    ncclDataType_t type = ctx.rank == 1 ? static_cast<ncclDataType_t>(99) : ncclFloat;
+    ncclResult_t r = ncclAllReduce(in.data(), out.data(), 1000, type, ncclSum, comm, nullptr);
+    if (ctx.rank == 1) ctx.check(r == ncclInvalidArgument, "rank 1's bad call");
+    else ctx.check(r == ncclSystemError || r == ncclRemoteError, std::string("others got ") + ncclGetErrorString(r));
+    if (ctx.rank == 1) ctx.check(out[0] == -7.0f && out[999] == -7.0f, "rank 1's buffer was written");
+    ncclCommAbort(comm);
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(FailedPeers, KillingOneRankMakesTheOthersReturnAnError) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");  // the error must come from the death, not the deadline
+  RankOptions options;
+  options.timeoutSeconds = 40;
+  auto start = std::chrono::steady_clock::now();
+  auto failures = runRankProcesses(
+      4,
+      [](RankContext& ctx) {
+        ncclComm_t comm = nullptr;
+        if (!ctx.checkNccl(ncclCommInitRank(&comm, 4, ctx.id, ctx.rank), "init")) return;
+        std::vector<float> data(1 << 20, 1.0f);
+        ctx.checkNccl(ncclAllReduce(data.data(), data.data(), data.size(), ncclFloat, ncclSum, comm, nullptr),
+                      "first allreduce");
+        if (ctx.rank == 2) raise(SIGKILL);
+        ncclResult_t r = ncclAllReduce(data.data(), data.data(), data.size(), ncclFloat, ncclSum, comm, nullptr);
+        ctx.check(r == ncclRemoteError || r == ncclSystemError,
+                  std::string("after a peer died, allreduce returned ") + ncclGetErrorString(r));
+        ncclCommAbort(comm);
+      },
+      options);
+  // Rank 2 dies of SIGKILL on purpose; every other rank must have succeeded.
+  std::vector<std::string> unexpected;
+  for (const std::string& f : failures)
+    if (f != "rank 2: died of signal 9") unexpected.push_back(f);
+  EXPECT_TRUE(unexpected.empty()) << joinFailures(unexpected);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
+}
+
+}  // namespace
