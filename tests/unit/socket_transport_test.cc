@@ -11,6 +11,8 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "bootstrap/bootstrap.h"
@@ -322,11 +324,13 @@ TEST(SocketTransport, StrangersAtTheListenerAreDroppedAndTheRealConnectionWorks)
 }
 
 // Not a speed assertion (perf/ measures speed): prints what loopback gives.
-class SocketThroughput : public ::testing::TestWithParam<int> {};
+// The parameter is (NCCL_SOCKET_NTHREADS, NCCL_NSOCKS_PERTHREAD).
+class SocketThroughput : public ::testing::TestWithParam<std::pair<int, int>> {};
 
 TEST_P(SocketThroughput, Moves64MiBMessagesOverLoopback) {
-  ScopedEnv threads("NCCL_SOCKET_NTHREADS", "1");
-  ScopedEnv perThread("NCCL_NSOCKS_PERTHREAD", std::to_string(GetParam()).c_str());
+  auto [nthreads, nsocks] = GetParam();
+  ScopedEnv threads("NCCL_SOCKET_NTHREADS", std::to_string(nthreads).c_str());
+  ScopedEnv perThread("NCCL_NSOCKS_PERTHREAD", std::to_string(nsocks).c_str());
   constexpr int kMessages = 8;
   double seconds = 0;
   auto failures = runRankThreads(2, [&](RankContext& ctx) {
@@ -352,10 +356,12 @@ TEST_P(SocketThroughput, Moves64MiBMessagesOverLoopback) {
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
   if (seconds > 0)
-    printf("[ socket ] %d socket(s): %d x 64 MiB in %.3f s = %.0f MB/s\n", GetParam(), kMessages,
-           seconds, kMessages * 64.0 * kMiB / seconds / 1e6);
+    printf("[ socket ] %d thread(s) x %d socket(s): %d x 64 MiB in %.3f s = %.0f MB/s\n", nthreads,
+           nsocks, kMessages, seconds, kMessages * 64.0 * kMiB / seconds / 1e6);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sockets, SocketThroughput, ::testing::Values(1, 4));
+INSTANTIATE_TEST_SUITE_P(Sockets, SocketThroughput,
+                         ::testing::Values(std::make_pair(1, 1), std::make_pair(1, 4),
+                                           std::make_pair(4, 1)));
 
 }  // namespace
