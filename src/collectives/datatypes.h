@@ -359,6 +359,7 @@ inline const char* dataTypeName(ncclDataType_t type) {
 //   dispatchType(type, Zero{buf, n});
 // The API layer rejects invalid datatypes before any of this runs; for one
 // that slips through f is not called and a value-initialised result returns.
+CHORUS_HD_TEMPLATE
 template <typename F>
 CHORUS_HOST_DEVICE CHORUS_INLINE auto dispatchType(ncclDataType_t type, F&& f)
     -> decltype(f.template operator()<float>()) {

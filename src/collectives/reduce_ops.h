@@ -198,6 +198,7 @@ struct FuncSumPostDiv {
 };
 
 // Calls f(Func<T>(op)) for op.kind's functor and returns what it returns.
+CHORUS_HD_TEMPLATE
 template <typename T, typename F>
 CHORUS_HOST_DEVICE CHORUS_INLINE auto dispatchRedOp(const RedOpArgs& op, F&& f)
     -> decltype(f(FuncSum<T>(op))) {
