@@ -204,6 +204,9 @@ NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_
   CHORUS_CHECK(checkSize(count, comm->nranks, datatype, caller));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  if (count > 0 && comm->nranks > 1 && sendbuff == recvbuff)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: in-place operation (sendbuff == recvbuff) is not supported",
+                caller);
   std::vector<Op> ops;
   for (int p = 0; p < comm->nranks; ++p) {
     Op s = makeOp(OpKind::Send, at(sendbuff, p * count, datatype), nullptr, count, datatype);

@@ -14,6 +14,7 @@ using chorus::test::joinFailures;
 using chorus::test::RankContext;
 using chorus::test::RankOptions;
 using chorus::test::runRankProcesses;
+using chorus::test::runRankThreads;
 using chorus::test::ScopedEnv;
 
 namespace {
@@ -85,6 +86,20 @@ TEST_F(OneRankComm, PreMulSumOperatorsAreCheckedAndDestroyed) {
   EXPECT_EQ(ncclAllReduce(a, b, 4, ncclFloat, op, comm, nullptr), ncclSuccess);
   EXPECT_EQ(b[0], 10.0f);
   EXPECT_EQ(ncclRedOpDestroy(op, comm), ncclSuccess);
+}
+
+TEST(CollectiveArguments, InPlaceAlltoAllIsRejectedBeforeAnyDataMoves) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  auto failures = runRankThreads(2, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, 2, ctx.id, ctx.rank), "init")) return;
+    std::vector<int> data(8, ctx.rank);
+    ctx.check(ncclAlltoAll(data.data(), data.data(), 4, ncclInt, comm, nullptr) == ncclInvalidArgument,
+              "in-place alltoall accepted");
+    ctx.check(lastErrorHas("in-place"), ncclGetLastError(nullptr));
+    ncclCommDestroy(comm);
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
 TEST(FailedPeers, ARankRejectedLocallyMakesTheOthersTimeOutWithoutWritingTheirBuffers) {
