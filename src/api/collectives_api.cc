@@ -52,6 +52,15 @@ ncclResult_t checkSize(size_t count, size_t factor, ncclDataType_t type, const c
   return ncclSuccess;
 }
 
+// What every operation checks first: a live, healthy communicator, a real
+// datatype, and a size (count * factor elements) that fits in memory.
+ncclResult_t checkCall(ncclComm* comm, const char* caller, ncclDataType_t type, size_t count,
+                       size_t factor) {
+  CHORUS_CHECK(checkReady(comm, caller));
+  CHORUS_CHECK(checkType(type, caller));
+  return checkSize(count, factor, type, caller);
+}
+
 ncclResult_t resolveRedOp(ncclComm* comm, ncclRedOp_t op, ncclDataType_t type, const char* caller,
                           RedOpArgs* out) {
   const int value = static_cast<int>(op);
@@ -102,9 +111,7 @@ ncclResult_t postGroup(ncclComm* comm, const std::vector<Op>& ops) {
 NCCL_API(ncclResult_t, ncclAllReduce, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclAllReduce";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
   Op o = makeOp(OpKind::AllReduce, sendbuff, recvbuff, count, datatype);
@@ -115,9 +122,7 @@ NCCL_API(ncclResult_t, ncclAllReduce, const void* sendbuff, void* recvbuff, size
 NCCL_API(ncclResult_t, ncclBroadcast, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclBroadcast";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
   if (comm->rank == root) CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
@@ -134,9 +139,7 @@ NCCL_API(ncclResult_t, ncclBcast, void* buff, size_t count, ncclDataType_t datat
 NCCL_API(ncclResult_t, ncclReduce, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclReduce";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   if (comm->rank == root) CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
@@ -149,9 +152,7 @@ NCCL_API(ncclResult_t, ncclReduce, const void* sendbuff, void* recvbuff, size_t 
 NCCL_API(ncclResult_t, ncclAllGather, const void* sendbuff, void* recvbuff, size_t sendcount,
          ncclDataType_t datatype, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclAllGather";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(sendcount, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, sendcount, comm->nranks));
   CHORUS_CHECK(checkBuffer(sendbuff, sendcount, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, sendcount, caller, "recvbuff"));
   return enqueueOp(comm, makeOp(OpKind::AllGather, sendbuff, recvbuff, sendcount, datatype));
@@ -160,9 +161,7 @@ NCCL_API(ncclResult_t, ncclAllGather, const void* sendbuff, void* recvbuff, size
 NCCL_API(ncclResult_t, ncclReduceScatter, const void* sendbuff, void* recvbuff, size_t recvcount,
          ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclReduceScatter";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(recvcount, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, recvcount, comm->nranks));
   CHORUS_CHECK(checkBuffer(sendbuff, recvcount, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, recvcount, caller, "recvbuff"));
   Op o = makeOp(OpKind::ReduceScatter, sendbuff, recvbuff, recvcount, datatype);
@@ -173,9 +172,7 @@ NCCL_API(ncclResult_t, ncclReduceScatter, const void* sendbuff, void* recvbuff, 
 NCCL_API(ncclResult_t, ncclSend, const void* sendbuff, size_t count, ncclDataType_t datatype,
          int peer, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclSend";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
   CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   Op o = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype);
@@ -186,9 +183,7 @@ NCCL_API(ncclResult_t, ncclSend, const void* sendbuff, size_t count, ncclDataTyp
 NCCL_API(ncclResult_t, ncclRecv, void* recvbuff, size_t count, ncclDataType_t datatype, int peer,
          ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclRecv";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(count, 1, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
   CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
   Op o = makeOp(OpKind::Recv, nullptr, recvbuff, count, datatype);
@@ -199,9 +194,7 @@ NCCL_API(ncclResult_t, ncclRecv, void* recvbuff, size_t count, ncclDataType_t da
 NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclAlltoAll";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(count, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, comm->nranks));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
   if (count > 0 && comm->nranks > 1 && sendbuff == recvbuff)
@@ -222,9 +215,7 @@ NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_
 NCCL_API(ncclResult_t, ncclGather, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclGather";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(count, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, comm->nranks));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   if (comm->rank == root) CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
@@ -246,9 +237,7 @@ NCCL_API(ncclResult_t, ncclGather, const void* sendbuff, void* recvbuff, size_t 
 NCCL_API(ncclResult_t, ncclScatter, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclScatter";
-  CHORUS_CHECK(checkReady(comm, caller));
-  CHORUS_CHECK(checkType(datatype, caller));
-  CHORUS_CHECK(checkSize(count, comm->nranks, datatype, caller));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, comm->nranks));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
   if (comm->rank == root) CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));

@@ -176,6 +176,10 @@ std::string joinFailures(const std::vector<std::string>& failures) {
   return text;
 }
 
+bool lastErrorHas(const std::string& text) {
+  return std::string(ncclGetLastError(nullptr)).find(text) != std::string::npos;
+}
+
 int pickFreePort(int family) {
   int fd = socket(family, SOCK_STREAM, 0);
   sockaddr_storage storage{};

@@ -47,6 +47,9 @@ std::vector<std::string> runRankThreads(int nranks, const RankBody& body, RankOp
 
 std::string joinFailures(const std::vector<std::string>& failures);
 
+// True when ncclGetLastError (this thread) contains `text`.
+bool lastErrorHas(const std::string& text);
+
 // A TCP port that was free on loopback a moment ago (for NCCL_COMM_ID tests).
 int pickFreePort(int family);
 

@@ -11,6 +11,7 @@
 #include "harness/ranks.h"
 
 using chorus::test::joinFailures;
+using chorus::test::lastErrorHas;
 using chorus::test::RankContext;
 using chorus::test::RankOptions;
 using chorus::test::runRankProcesses;
@@ -18,10 +19,6 @@ using chorus::test::runRankThreads;
 using chorus::test::ScopedEnv;
 
 namespace {
-
-bool lastErrorHas(const std::string& text) {
-  return std::string(ncclGetLastError(nullptr)).find(text) != std::string::npos;
-}
 
 class OneRankComm : public ::testing::Test {
  protected:

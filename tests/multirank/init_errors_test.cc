@@ -15,6 +15,7 @@
 #include "harness/ranks.h"
 
 using chorus::test::joinFailures;
+using chorus::test::lastErrorHas;
 using chorus::test::RankContext;
 using chorus::test::RankOptions;
 using chorus::test::runRankProcesses;
@@ -22,10 +23,6 @@ using chorus::test::runRankThreads;
 using chorus::test::ScopedEnv;
 
 namespace {
-
-bool lastErrorHas(const std::string& text) {
-  return std::string(ncclGetLastError(nullptr)).find(text) != std::string::npos;
-}
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
