@@ -8,6 +8,7 @@
 // runs at memcpy's rate is limited by memory, not by arithmetic.
 //
 //   ./perf/reduce_bench --benchmark_min_time=0.05
+//   ./perf/reduce_bench --baseline   # only the baseline (SSE2) loops, no AVX2/F16C
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -98,6 +99,19 @@ int main(int argc, char** argv) {
                                    benchReduce, c.op, c.pre, bytes);
     }
   }
+  // Our own flag, removed before Google Benchmark sees the arguments.
+  bool baseline = !reduceCopyHasWideLoops();
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--baseline") == 0) {
+      baseline = true;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  reduceCopyForceBaseline(baseline);
+  benchmark::AddCustomContext("reduce_loops", baseline ? "baseline (SSE2)" : "AVX2, F16C for half");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -18,8 +18,10 @@ namespace {
 
 ncclResult_t checkReady(ncclComm* comm, const char* caller) {
   CHORUS_CHECK(checkComm(comm, caller));
+  // Failed earlier: refuse. Still initialising (non-blocking): the operation
+  // queues behind the init on the communicator's background thread.
   ncclResult_t state = comm->asyncResult.load(std::memory_order_acquire);
-  if (state != ncclSuccess && !(state == ncclInProgress && !comm->config.blocking))
+  if (state != ncclSuccess)
     CHORUS_FAIL(ncclInvalidUsage, "%s: the communicator has failed earlier (%s): %s", caller,
                 ncclGetErrorString(state), comm->asyncErrorText.c_str());
   return ncclSuccess;
@@ -53,11 +55,14 @@ ncclResult_t checkSize(size_t count, size_t factor, ncclDataType_t type, const c
 }
 
 // What every operation checks first: a live, healthy communicator, a real
-// datatype, and a size (count * factor elements) that fits in memory.
+// datatype, and a size (count elements, times nranks for collectives whose
+// buffers hold one block per rank) that fits in memory.
+enum class Blocks { One, PerRank };
 ncclResult_t checkCall(ncclComm* comm, const char* caller, ncclDataType_t type, size_t count,
-                       size_t factor) {
+                       Blocks blocks) {
   CHORUS_CHECK(checkReady(comm, caller));
   CHORUS_CHECK(checkType(type, caller));
+  const size_t factor = blocks == Blocks::PerRank ? static_cast<size_t>(comm->nranks) : 1;
   return checkSize(count, factor, type, caller);
 }
 
@@ -111,7 +116,7 @@ ncclResult_t postGroup(ncclComm* comm, const std::vector<Op>& ops) {
 NCCL_API(ncclResult_t, ncclAllReduce, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclAllReduce";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
   Op o = makeOp(OpKind::AllReduce, sendbuff, recvbuff, count, datatype);
@@ -122,7 +127,7 @@ NCCL_API(ncclResult_t, ncclAllReduce, const void* sendbuff, void* recvbuff, size
 NCCL_API(ncclResult_t, ncclBroadcast, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclBroadcast";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
   if (comm->rank == root) CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
@@ -139,7 +144,7 @@ NCCL_API(ncclResult_t, ncclBcast, void* buff, size_t count, ncclDataType_t datat
 NCCL_API(ncclResult_t, ncclReduce, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclReduce";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   if (comm->rank == root) CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
@@ -152,7 +157,7 @@ NCCL_API(ncclResult_t, ncclReduce, const void* sendbuff, void* recvbuff, size_t 
 NCCL_API(ncclResult_t, ncclAllGather, const void* sendbuff, void* recvbuff, size_t sendcount,
          ncclDataType_t datatype, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclAllGather";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, sendcount, comm->nranks));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, sendcount, Blocks::PerRank));
   CHORUS_CHECK(checkBuffer(sendbuff, sendcount, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, sendcount, caller, "recvbuff"));
   return enqueueOp(comm, makeOp(OpKind::AllGather, sendbuff, recvbuff, sendcount, datatype));
@@ -161,7 +166,7 @@ NCCL_API(ncclResult_t, ncclAllGather, const void* sendbuff, void* recvbuff, size
 NCCL_API(ncclResult_t, ncclReduceScatter, const void* sendbuff, void* recvbuff, size_t recvcount,
          ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclReduceScatter";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, recvcount, comm->nranks));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, recvcount, Blocks::PerRank));
   CHORUS_CHECK(checkBuffer(sendbuff, recvcount, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, recvcount, caller, "recvbuff"));
   Op o = makeOp(OpKind::ReduceScatter, sendbuff, recvbuff, recvcount, datatype);
@@ -172,7 +177,7 @@ NCCL_API(ncclResult_t, ncclReduceScatter, const void* sendbuff, void* recvbuff, 
 NCCL_API(ncclResult_t, ncclSend, const void* sendbuff, size_t count, ncclDataType_t datatype,
          int peer, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclSend";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
   CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   Op o = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype);
@@ -183,7 +188,7 @@ NCCL_API(ncclResult_t, ncclSend, const void* sendbuff, size_t count, ncclDataTyp
 NCCL_API(ncclResult_t, ncclRecv, void* recvbuff, size_t count, ncclDataType_t datatype, int peer,
          ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclRecv";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, 1));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
   CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
   Op o = makeOp(OpKind::Recv, nullptr, recvbuff, count, datatype);
@@ -194,7 +199,7 @@ NCCL_API(ncclResult_t, ncclRecv, void* recvbuff, size_t count, ncclDataType_t da
 NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclAlltoAll";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, comm->nranks));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
   if (count > 0 && comm->nranks > 1 && sendbuff == recvbuff)
@@ -215,7 +220,7 @@ NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_
 NCCL_API(ncclResult_t, ncclGather, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclGather";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, comm->nranks));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
   CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   if (comm->rank == root) CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
@@ -237,7 +242,7 @@ NCCL_API(ncclResult_t, ncclGather, const void* sendbuff, void* recvbuff, size_t 
 NCCL_API(ncclResult_t, ncclScatter, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
   const char* caller = "ncclScatter";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, comm->nranks));
+  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
   if (comm->rank == root) CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
   CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));

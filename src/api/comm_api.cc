@@ -90,9 +90,9 @@ NCCL_API(ncclResult_t, ncclCommSplit, ncclComm_t comm, int color, int key, ncclC
          ncclConfig_t* config) {
   CHORUS_CHECK(checkComm(comm, "ncclCommSplit"));
   if (newcomm == nullptr) CHORUS_FAIL(ncclInvalidArgument, "ncclCommSplit: newcomm is NULL");
-  if (comm->asyncResult.load() != ncclSuccess)
+  if (commState(comm) != ncclSuccess)
     CHORUS_FAIL(ncclInvalidUsage, "ncclCommSplit: the parent communicator is not ready (%s)",
-                ncclGetErrorString(comm->asyncResult.load()));
+                ncclGetErrorString(commState(comm)));
   return commSplit(comm, color, key, newcomm, config);
 }
 
@@ -121,7 +121,7 @@ NCCL_API(ncclResult_t, ncclCommGetAsyncError, ncclComm_t comm, ncclResult_t* asy
   CHORUS_CHECK(checkComm(comm, "ncclCommGetAsyncError"));
   if (asyncError == nullptr)
     CHORUS_FAIL(ncclInvalidArgument, "ncclCommGetAsyncError: asyncError is NULL");
-  *asyncError = comm->asyncResult.load(std::memory_order_acquire);
+  *asyncError = commState(comm);
   if (*asyncError != ncclSuccess && *asyncError != ncclInProgress)
     setLastError(comm->asyncErrorText);
   return ncclSuccess;

@@ -8,9 +8,9 @@
 //   Bf16::fromFloat    = __float2bfloat16_rn   (overflow -> inf, NaN -> 0x7FFF)
 //   Fp8E4M3::fromFloat = __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3)
 //   Fp8E5M2::fromFloat = __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E5M2)
-// SATFINITE clamps every finite or infinite value beyond the largest finite
-// one to +-max (448 for E4M3, 57344 for E5M2); NaN becomes 0x7F whatever its
-// sign, as CUDA canonicalises it.
+// SATFINITE turns every value that would round past the largest finite one,
+// infinities included, into +-max (448 for E4M3, 57344 for E5M2); NaN becomes
+// 0x7F whatever its sign, as CUDA canonicalises it.
 //
 // In device code the conversions are CUDA's own intrinsics (one cvt
 // instruction on recent GPUs). On the host they are branch-free integer and

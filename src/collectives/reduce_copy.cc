@@ -19,13 +19,22 @@
 // On x86-64 every loop is compiled twice, for the SSE2 baseline and for AVX2,
 // and the AVX2 copy runs when the CPU has it: twice the vector width halves
 // the time of cache-resident reductions and of the narrow-float conversions,
-// which are compute-bound. Results are identical: the same operations in the
-// same order, and no FMA (the target adds only AVX2, and -std=c++17 keeps
-// GCC from contracting a*b+c anyway).
+// which are compute-bound. Half goes further there, with F16C's conversion
+// instructions (see halfLoop). Results are identical on every path: the same
+// operations in the same order, one rounding per operator, and no FMA (the
+// targets add no FMA, and -std=c++17 keeps GCC from contracting a*b+c anyway).
+// The unit tests compare every path with the scalar operators bit for bit.
 #include "collectives/reduce_copy.h"
 
 #include <atomic>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define CHORUS_REDUCE_AVX2 1
+#endif
 
 #include "collectives/datatypes.h"
 
@@ -37,9 +46,6 @@
 #define CHORUS_IVDEP
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define CHORUS_REDUCE_AVX2 1
-#endif
 
 namespace chorus {
 
@@ -87,10 +93,80 @@ __attribute__((target("avx2"))) void avx2Loop(const Fn fn, const T* peer, const 
   blockLoop<kPeer, kPre, kPost>(fn, peer, local, dst, count);
 }
 
+// ---- Half with F16C -------------------------------------------------------------
+// vcvtph2ps / vcvtps2ph convert eight halves at a time, rounding to nearest
+// even like Half::fromFloat; only NaN differs (the instruction keeps sign and
+// payload, CUDA gives 0x7FFF), which the store fixes. The operators are
+// restated on 8 float lanes below, rounding to half after each one exactly
+// where the scalar functors do.
+#define CHORUS_F16C __attribute__((target("avx2,f16c"), always_inline)) inline
+
+CHORUS_F16C __m256 loadHalves(const Half* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+CHORUS_F16C __m128i toHalves(__m256 x) {
+  const __m128i h = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m128i isNan = _mm_cmpgt_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7fff)),
+                                        _mm_set1_epi16(0x7c00));
+  return _mm_blendv_epi8(h, _mm_set1_epi16(0x7fff), isNan);
+}
+
+CHORUS_F16C void storeHalves(Half* p, __m256 x) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), toHalves(x));
+}
+
+// The value a Half result holds: x rounded to half and back.
+CHORUS_F16C __m256 roundToHalf(__m256 x) { return _mm256_cvtph_ps(toHalves(x)); }
+
+// a ⊕ b on float lanes, for each functor (max/min ignore a NaN operand, as
+// ops::max/min do).
+CHORUS_F16C __m256 lanes(const FuncSum<Half>&, __m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+CHORUS_F16C __m256 lanes(const FuncPreMulSum<Half>&, __m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+CHORUS_F16C __m256 lanes(const FuncSumPostDiv<Half>&, __m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+CHORUS_F16C __m256 lanes(const FuncProd<Half>&, __m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+CHORUS_F16C __m256 lanes(const FuncMax<Half>&, __m256 a, __m256 b) {
+  const __m256 takeB = _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_GT_OQ), _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+  return _mm256_blendv_ps(a, b, takeB);
+}
+CHORUS_F16C __m256 lanes(const FuncMin<Half>&, __m256 a, __m256 b) {
+  const __m256 takeB = _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_LT_OQ), _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+  return _mm256_blendv_ps(a, b, takeB);
+}
+
+template <bool kPeer, bool kPre, bool kPost, typename Fn>
+__attribute__((target("avx2,f16c"))) void halfLoop(const Fn fn, const Half* peer, const Half* local,
+                                                   Half* dst, size_t count) {
+  __m256 scale = _mm256_setzero_ps(), divisor = _mm256_setzero_ps();
+  if constexpr (kPre) scale = _mm256_set1_ps(fn.scalar);
+  if constexpr (kPost) divisor = _mm256_set1_ps(float(fn.divisor));
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    __m256 x = loadHalves(local + i);
+    if constexpr (kPre) x = roundToHalf(_mm256_mul_ps(x, scale));                // fn.pre
+    if constexpr (kPeer) x = lanes(fn, loadHalves(peer + i), x);                 // fn(peer, x)
+    if constexpr (kPeer && kPost) x = roundToHalf(x);
+    if constexpr (kPost) x = _mm256_div_ps(x, divisor);                          // fn.post
+    storeHalves(dst + i, x);
+  }
+  for (; i < count; ++i) dst[i] = element<kPeer, kPre, kPost>(fn, peer, local, i);
+}
+#undef CHORUS_F16C
+
 bool cpuHasAvx2() {
   static const bool has = [] {
     __builtin_cpu_init();  // in case we run before libgcc's constructor
     return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return has;
+}
+
+bool cpuHasF16c() {
+  // F16C is CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports does not know
+  // it); the AVX2 check has already made sure the OS saves the YMM state.
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return cpuHasAvx2() && __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
   }();
   return has;
 }
@@ -99,8 +175,11 @@ bool cpuHasAvx2() {
 template <bool kPeer, bool kPre, bool kPost, typename Fn, typename T = typename Fn::Elt>
 void reduceLoop(const Fn fn, const T* peer, const T* local, T* dst, size_t count) {
 #if defined(CHORUS_REDUCE_AVX2)
-  if (cpuHasAvx2() && !forceBaseline.load(std::memory_order_relaxed)) {
-    return avx2Loop<kPeer, kPre, kPost>(fn, peer, local, dst, count);
+  if (!forceBaseline.load(std::memory_order_relaxed)) {
+    if constexpr (std::is_same<T, Half>::value) {
+      if (cpuHasF16c()) return halfLoop<kPeer, kPre, kPost>(fn, peer, local, dst, count);
+    }
+    if (cpuHasAvx2()) return avx2Loop<kPeer, kPre, kPost>(fn, peer, local, dst, count);
   }
 #endif
   baselineLoop<kPeer, kPre, kPost>(fn, peer, local, dst, count);

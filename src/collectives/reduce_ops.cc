@@ -16,6 +16,8 @@ struct Reciprocal {
     const double r = 1.0 / double(nranks);
     if constexpr (std::is_same<T, double>::value) {
       return valueToBits<double>(r);
+    } else if constexpr (std::is_integral<T>::value) {
+      return 0;  // integers average with SumPostDiv, not a scalar
     } else {
       return valueToBits<T>(fromCompute<T>(float(r)));
     }

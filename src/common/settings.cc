@@ -36,7 +36,7 @@ const Setting kSettings[] = {
      "Bytes of FIFO per connection (NCCL_STEPS = 8 slots of NCCL_BUFFSIZE/8 bytes each)."},
     {"NCCL_SHM_DISABLE", "0", "1: never use shared memory between ranks of one host; use sockets instead."},
     {"NCCL_NSOCKS_PERTHREAD", "1", "TCP sockets per socket-transport connection for each proxy thread."},
-    {"NCCL_SOCKET_NTHREADS", "1", "Proxy threads per socket-transport connection (sockets = NTHREADS x NSOCKS_PERTHREAD, at most 64)."},
+    {"NCCL_SOCKET_NTHREADS", "1", "Proxy threads of a communicator's socket transport; each connection has NTHREADS x NSOCKS_PERTHREAD sockets (at most 64), socket i served by thread i % NTHREADS."},
     {"NCCL_MIN_NCHANNELS", "1", "Fewest channels (rings) a communicator uses."},
     {"NCCL_MAX_NCHANNELS", "1", "Most channels (rings) a communicator uses; each channel moves its own slice of every collective."},
     // Devices

@@ -79,9 +79,11 @@ struct ncclComm {
   std::vector<chorus::PeerConnections> p2p;  // indexed by peer rank
   std::vector<chorus::UserRedOp> userOps;
 
-  // ncclInProgress while a non-blocking or grouped init runs, then its result;
-  // later, any asynchronous error.
-  std::atomic<ncclResult_t> asyncResult{ncclInProgress};
+  // The first error of any init or operation job (sticky; ncclSuccess until
+  // one fails), and how many jobs are queued or running. commState() turns
+  // the two into what ncclCommGetAsyncError reports.
+  std::atomic<ncclResult_t> asyncResult{ncclSuccess};
+  std::atomic<int> pendingJobs{0};
   std::string asyncErrorText;  // the message that goes with a failed asyncResult
   std::atomic<bool> abortFlag{false};
   // Runs a non-blocking communicator's init and operations in turn.
@@ -95,6 +97,9 @@ namespace chorus {
 
 // Null, destroyed or foreign handles are ncclInvalidArgument naming `caller`.
 ncclResult_t checkComm(const ncclComm* comm, const char* caller);
+// The first error, else ncclInProgress while jobs are queued or running,
+// else ncclSuccess.
+ncclResult_t commState(const ncclComm* comm);
 // Waits for a background init (if any) and frees everything.
 void freeComm(ncclComm* comm);
 

@@ -7,10 +7,7 @@
 #include "common/settings.h"
 #include "runtime/comm.h"
 #include "transport/shm/shm_transport.h"
-#if __has_include("transport/socket/socket_transport.cc")  // TEMPORARY while it is written
 #include "transport/socket/socket_transport.h"
-#define CHORUS_HAVE_SOCKET 1
-#endif
 
 namespace chorus {
 namespace {
@@ -37,7 +34,6 @@ ConnectionPeer describe(ncclComm* comm, int peer, int channel) {
 
 Transport* choose(ncclComm* comm, const ConnectionPeer& peer) {
   if (peer.sameHost && !comm->shmDisabled) return comm->shmTransport.get();
-  if (!comm->netTransport) return comm->shmTransport.get();
   return comm->netTransport.get();
 }
 
@@ -93,9 +89,7 @@ ncclResult_t setupDataPath(ncclComm* comm) {
   comm->shmDisabled = settingInt("NCCL_SHM_DISABLE") != 0;
   comm->timeoutSeconds = static_cast<double>(settingInt("CHORUS_TIMEOUT"));
   comm->shmTransport = makeShmTransport();
-#ifdef CHORUS_HAVE_SOCKET
   comm->netTransport = makeSocketTransport();
-#endif
   comm->p2p.resize(comm->nranks);
 
   int64_t minChannels = std::max<int64_t>(1, settingInt("NCCL_MIN_NCHANNELS"));

@@ -26,13 +26,25 @@ thread_local int tDepth = 0;
 thread_local std::vector<GroupJob> tJobs;
 thread_local std::vector<OpBatch> tBatches;
 
-// Runs a job and records its outcome on the communicator, including the
-// message, which lives in this (worker) thread's last error.
+// A job counts as pending on its communicator from creation to completion.
+GroupJob makeJob(ncclComm* comm, std::function<ncclResult_t()> run) {
+  if (comm != nullptr) comm->pendingJobs.fetch_add(1, std::memory_order_acq_rel);
+  return GroupJob{comm, std::move(run)};
+}
+
+// Runs a job and records its outcome on the communicator: the first error
+// with its message (which lives in this, maybe worker, thread's last error),
+// then one pending job fewer.
 ncclResult_t runAndRecord(const GroupJob& job) {
   ncclResult_t result = job.run();
   if (job.comm != nullptr) {
-    if (result != ncclSuccess) job.comm->asyncErrorText = lastError();
-    job.comm->asyncResult.store(result, std::memory_order_release);
+    ncclResult_t none = ncclSuccess;
+    if (result != ncclSuccess && result != ncclInProgress &&
+        job.comm->asyncResult.load(std::memory_order_acquire) == ncclSuccess) {
+      job.comm->asyncErrorText = lastError();
+      job.comm->asyncResult.compare_exchange_strong(none, result, std::memory_order_acq_rel);
+    }
+    job.comm->pendingJobs.fetch_sub(1, std::memory_order_acq_rel);  // pairs with commState's acquire
   }
   return result;
 }
@@ -43,7 +55,6 @@ ncclResult_t runAndRecord(const GroupJob& job) {
 void runInBackground(const GroupJob& job) {
   ncclComm* comm = job.comm;
   std::thread previous = std::move(comm->backgroundThread);
-  comm->asyncResult.store(ncclInProgress, std::memory_order_release);
   comm->backgroundThread = std::thread([job, previous = std::move(previous)]() mutable {
     if (previous.joinable()) previous.join();
     runAndRecord(job);
@@ -75,7 +86,7 @@ ncclResult_t groupEnd() {
   tJobs.clear();
   for (OpBatch& batch : tBatches) {
     ncclComm* comm = batch.comm;
-    jobs.push_back(GroupJob{comm, [comm, ops = std::move(batch.ops)] { return executeOps(comm, ops); }});
+    jobs.push_back(makeJob(comm, [comm, ops = std::move(batch.ops)] { return executeOps(comm, ops); }));
   }
   tBatches.clear();
   if (jobs.empty()) return ncclSuccess;
@@ -108,14 +119,14 @@ ncclResult_t groupEnd() {
 
 ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job) {
   if (inGroup()) {
-    tJobs.push_back(GroupJob{comm, std::move(job)});
+    tJobs.push_back(makeJob(comm, std::move(job)));
     return ncclSuccess;
   }
   if (comm != nullptr && !comm->config.blocking) {
-    runInBackground(GroupJob{comm, std::move(job)});
+    runInBackground(makeJob(comm, std::move(job)));
     return ncclInProgress;
   }
-  return runAndRecord(GroupJob{comm, std::move(job)});
+  return runAndRecord(makeJob(comm, std::move(job)));
 }
 
 ncclResult_t enqueueOp(ncclComm* comm, const Op& op) {

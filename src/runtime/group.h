@@ -25,7 +25,7 @@ ncclResult_t groupEnd();
 // Runs `job` for `comm` (which may be null for jobs that create nothing) as
 // the caller's mode asks: deferred inside a group, on comm's background
 // thread when it is non-blocking (returns ncclInProgress), else right away.
-// The job's result becomes comm->asyncResult.
+// A failed job's result becomes comm->asyncResult (see commState).
 ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job);
 
 // Posts an operation: inside a group it runs at the outermost ncclGroupEnd,

@@ -54,6 +54,11 @@ class FifoSender {
   void publish(uint32_t bytes);
   size_t slotSize() const { return fifo_.slotSize; }
   bool connected() const { return fifo_.control != nullptr; }
+  // True once the receiving side has consumed every published slot.
+  bool drained() const {
+    return fifo_.control == nullptr ||
+           __atomic_load_n(&fifo_.control->head, __ATOMIC_ACQUIRE) == step_;  // pairs with release()
+  }
 
  private:
   FifoView fifo_;

@@ -3,6 +3,7 @@
 // ends both ways, then move messages through the FIFOs and check every byte.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -125,7 +126,7 @@ ncclResult_t sendMessage(FifoSender& fifo, const char* data, size_t size) {
     char* slot;
     CHORUS_CHECK(fifo.acquire(&slot));
     size_t n = std::min(fifo.slotSize(), size - off);
-    memcpy(slot, data + off, n);
+    if (n > 0) memcpy(slot, data + off, n);  // data may be null for size 0
     fifo.publish(static_cast<uint32_t>(n));
     off += n;
   } while (off < size);
@@ -142,7 +143,7 @@ ncclResult_t recvMessage(FifoReceiver& fifo, char* out, size_t size, std::string
       *problem = "a slot at offset " + std::to_string(off) + " holds " + std::to_string(bytes) + " bytes";
       return ncclInternalError;
     }
-    memcpy(out + off, data, bytes);
+    if (bytes > 0) memcpy(out + off, data, bytes);
     fifo.release();
     off += bytes;
   } while (off < size);
@@ -321,6 +322,33 @@ TEST(SocketTransport, StrangersAtTheListenerAreDroppedAndTheRealConnectionWorks)
     ctx.checkNccl(r.bootstrap->barrier(), "barrier");
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+double processCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+TEST(SocketTransport, ProxyThreadsSleepWhileConnectionsAreIdle) {
+  ScopedEnv threads("NCCL_SOCKET_NTHREADS", "2");
+  ScopedEnv perThread("NCCL_NSOCKS_PERTHREAD", "2");
+  double used = -1;
+  auto failures = runRankThreads(2, [&](RankContext& ctx) {
+    Rank r;
+    Options o;
+    o.channels = 2;
+    if (!openRank(ctx, r, o)) return;
+    exchange(ctx, r, {1, 3 * o.slotSize});  // the proxies have run
+    ctx.checkNccl(r.bootstrap->barrier(), "barrier");
+    // Four proxy threads and eight connection ends, all idle for a second.
+    double before = processCpuSeconds();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (ctx.rank == 0) used = processCpuSeconds() - before;
+    ctx.checkNccl(r.bootstrap->barrier(), "barrier");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  EXPECT_LT(used, 0.1) << "CPU seconds used by idle proxies in one second";
 }
 
 // Not a speed assertion (perf/ measures speed): prints what loopback gives.
