@@ -29,14 +29,40 @@ bool RankContext::checkNccl(ncclResult_t result, const std::string& what) {
 
 namespace {
 
-ncclUniqueId makeId(const RankOptions& options) {
-  ncclUniqueId id;
-  memset(&id, 0, sizeof(id));
-  if (options.createId && ncclGetUniqueId(&id) != ncclSuccess) {
-    fprintf(stderr, "harness: ncclGetUniqueId failed: %s\n", ncclGetLastError(nullptr));
-    abort();
+std::vector<ncclUniqueId> makeIds(const RankOptions& options) {
+  std::vector<ncclUniqueId> ids(options.idCount < 1 ? 1 : options.idCount);
+  for (ncclUniqueId& id : ids) {
+    memset(&id, 0, sizeof(id));
+    if (options.createId && ncclGetUniqueId(&id) != ncclSuccess) {
+      fprintf(stderr, "harness: ncclGetUniqueId failed: %s\n", ncclGetLastError(nullptr));
+      abort();
+    }
   }
-  return id;
+  return ids;
+}
+
+bool writeAll(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool readAll(int fd, void* data, size_t size) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    ssize_t n = read(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
 }
 
 struct Child {
@@ -60,7 +86,10 @@ void drain(Child& child) {
 }  // namespace
 
 std::vector<std::string> runRankProcesses(int nranks, const RankBody& body, RankOptions options) {
-  ncclUniqueId id = makeId(options);
+  const size_t idBytes = sizeof(ncclUniqueId) * static_cast<size_t>(options.idCount < 1 ? 1 : options.idCount);
+  std::vector<int> idPipes(2 * static_cast<size_t>(nranks));
+  for (int rank = 0; rank < nranks; ++rank)
+    if (pipe(&idPipes[2 * rank]) != 0) abort();
   fflush(stdout);
   fflush(stderr);
   // Ranks start together once all are forked: no rank reaches the root (and
@@ -84,7 +113,16 @@ std::vector<std::string> runRankProcesses(int nranks, const RankBody& body, Rank
       RankContext ctx;
       ctx.rank = rank;
       ctx.nranks = nranks;
-      ctx.id = id;
+      if (rank == 0) {
+        ctx.ids = makeIds(options);
+        for (int peer = 1; peer < nranks; ++peer)
+          if (!writeAll(idPipes[2 * peer + 1], ctx.ids.data(), idBytes)) _exit(4);
+      } else {
+        ctx.ids.resize(idBytes / sizeof(ncclUniqueId));
+        if (!readAll(idPipes[2 * rank], ctx.ids.data(), idBytes)) _exit(5);  // rank 0 died first
+      }
+      for (int fd : idPipes) close(fd);
+      ctx.id = ctx.ids[0];
       body(ctx);
       std::string text;
       for (const std::string& f : ctx.failures) text += f + "\n";
@@ -99,6 +137,7 @@ std::vector<std::string> runRankProcesses(int nranks, const RankBody& body, Rank
     child.readFd = fds[0];
     children.push_back(child);
   }
+  for (int fd : idPipes) close(fd);
   close(gate[0]);
   close(gate[1]);  // opens the gate: every child's read returns
 
@@ -154,13 +193,14 @@ std::vector<std::string> runRankProcesses(int nranks, const RankBody& body, Rank
 }
 
 std::vector<std::string> runRankThreads(int nranks, const RankBody& body, RankOptions options) {
-  ncclUniqueId id = makeId(options);
+  std::vector<ncclUniqueId> ids = makeIds(options);
   std::vector<RankContext> contexts(nranks);
   std::vector<std::thread> threads;
   for (int rank = 0; rank < nranks; ++rank) {
     contexts[rank].rank = rank;
     contexts[rank].nranks = nranks;
-    contexts[rank].id = id;
+    contexts[rank].ids = ids;
+    contexts[rank].id = ids[0];
     threads.emplace_back([&body, &contexts, rank] { body(contexts[rank]); });
   }
   for (std::thread& t : threads) t.join();

@@ -7,6 +7,11 @@
 //   });
 //   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 //
+// With processes the ids are made by rank 0 and handed to the others through
+// pipes, so that the parent never has a thread running when it forks (a
+// child forked while a thread is being created can inherit a lock of the
+// sanitizer runtimes held, and hang).
+//
 // A rank body reports failures through ctx.check/ctx.fail (GoogleTest
 // assertions do not cross a fork). A rank process that crashes, exits
 // non-zero or outlives the time limit is reported too, and killed.
@@ -23,7 +28,8 @@ namespace chorus::test {
 struct RankContext {
   int rank = 0;
   int nranks = 0;
-  ncclUniqueId id{};
+  ncclUniqueId id{};                // ids[0]
+  std::vector<ncclUniqueId> ids;    // RankOptions::idCount ids, the same on every rank
   std::vector<std::string> failures;
 
   // Records "rank R: message" when ok is false; returns ok.
@@ -38,6 +44,7 @@ using RankBody = std::function<void(RankContext&)>;
 struct RankOptions {
   double timeoutSeconds = 120;  // a process still running then is killed
   bool createId = true;         // false: ranks get a zeroed id
+  int idCount = 1;              // ids to make (ncclCommInitRankScalable tests)
 };
 
 // Each returns the failures of all ranks, empty when every rank succeeded.

@@ -169,17 +169,20 @@ TEST(NonBlockingInit, ReturnsInProgressAndCompletesInTheBackground) {
 TEST(ScalableInit, SeveralRootsFormOneCommunicator) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   for (int nIds : {1, 2, 3, 7}) {
-    std::vector<ncclUniqueId> ids(nIds);
-    for (ncclUniqueId& id : ids) ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
-    auto failures = runRankProcesses(7, [&](RankContext& ctx) {
-      ncclComm_t comm = nullptr;
-      if (!ctx.checkNccl(ncclCommInitRankScalable(&comm, ctx.nranks, ctx.rank, nIds, ids.data(),
-                                                  nullptr),
-                         "ncclCommInitRankScalable"))
-        return;
-      checkCommunicator(ctx, comm, ctx.rank, ctx.nranks);
-      ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
-    });
+    chorus::test::RankOptions options;
+    options.idCount = nIds;
+    auto failures = runRankProcesses(
+        7,
+        [&](RankContext& ctx) {
+          ncclComm_t comm = nullptr;
+          if (!ctx.checkNccl(ncclCommInitRankScalable(&comm, ctx.nranks, ctx.rank, nIds,
+                                                      ctx.ids.data(), nullptr),
+                             "ncclCommInitRankScalable"))
+            return;
+          checkCommunicator(ctx, comm, ctx.rank, ctx.nranks);
+          ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+        },
+        options);
     EXPECT_TRUE(failures.empty()) << nIds << " ids:\n" << joinFailures(failures);
   }
 }
