@@ -23,6 +23,13 @@ HostPrimitives::HostPrimitives(FifoSender* toNext, FifoReceiver* fromPrev, const
   slotElems_ = slotBytes / elemSize_;
 }
 
+ncclResult_t HostPrimitives::checkPieces(size_t n) const {
+  if (n > 0 && slotElems_ == 0)  // no connection, or a slot smaller than one element
+    CHORUS_FAIL(ncclInternalError, "rank %d: a primitive needs a connection this channel lacks",
+                rank_);
+  return ncclSuccess;
+}
+
 ncclResult_t HostPrimitives::receive(size_t bytes, const char** data) {
   uint32_t got = 0;
   CHORUS_CHECK(fromPrev_->wait(data, &got));
@@ -38,6 +45,7 @@ ncclResult_t HostPrimitives::receive(size_t bytes, const char** data) {
 // of the piece, m: its length); both ends of a connection cut the same
 // pieces, since they agree on n and the slot size.
 ncclResult_t HostPrimitives::send(size_t src, size_t n) {
+  CHORUS_CHECK(checkPieces(n));
   for (size_t i = 0, m; i < n; i += m) {
     m = std::min(slotElems_, n - i);
     char* slot;
@@ -49,6 +57,7 @@ ncclResult_t HostPrimitives::send(size_t src, size_t n) {
 }
 
 ncclResult_t HostPrimitives::recv(size_t dst, size_t n) {
+  CHORUS_CHECK(checkPieces(n));
   for (size_t i = 0, m; i < n; i += m) {
     m = std::min(slotElems_, n - i);
     const char* data;
@@ -60,6 +69,7 @@ ncclResult_t HostPrimitives::recv(size_t dst, size_t n) {
 }
 
 ncclResult_t HostPrimitives::recvReduceSend(size_t src, size_t n) {
+  CHORUS_CHECK(checkPieces(n));
   for (size_t i = 0, m; i < n; i += m) {
     m = std::min(slotElems_, n - i);
     const char* data;
@@ -74,6 +84,7 @@ ncclResult_t HostPrimitives::recvReduceSend(size_t src, size_t n) {
 }
 
 ncclResult_t HostPrimitives::recvReduceCopy(size_t src, size_t dst, size_t n) {
+  CHORUS_CHECK(checkPieces(n));
   for (size_t i = 0, m; i < n; i += m) {
     m = std::min(slotElems_, n - i);
     const char* data;
@@ -85,6 +96,7 @@ ncclResult_t HostPrimitives::recvReduceCopy(size_t src, size_t dst, size_t n) {
 }
 
 ncclResult_t HostPrimitives::recvReduceCopySend(size_t src, size_t dst, size_t n) {
+  CHORUS_CHECK(checkPieces(n));
   for (size_t i = 0, m; i < n; i += m) {
     m = std::min(slotElems_, n - i);
     const char* data;
@@ -101,6 +113,7 @@ ncclResult_t HostPrimitives::recvReduceCopySend(size_t src, size_t dst, size_t n
 }
 
 ncclResult_t HostPrimitives::recvCopySend(size_t dst, size_t n) {
+  CHORUS_CHECK(checkPieces(n));
   for (size_t i = 0, m; i < n; i += m) {
     m = std::min(slotElems_, n - i);
     const char* data;
@@ -116,6 +129,7 @@ ncclResult_t HostPrimitives::recvCopySend(size_t dst, size_t n) {
 }
 
 ncclResult_t HostPrimitives::copySend(size_t src, size_t dst, size_t n) {
+  CHORUS_CHECK(checkPieces(n));
   for (size_t i = 0, m; i < n; i += m) {
     m = std::min(slotElems_, n - i);
     char* slot;

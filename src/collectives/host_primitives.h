@@ -34,6 +34,9 @@ class HostPrimitives {
  private:
   const char* in(size_t element) const { return input_ + element * elemSize_; }
   char* out(size_t element) const { return output_ + element * elemSize_; }
+  // Fails (instead of looping forever) when n elements cannot be cut into
+  // slots.
+  ncclResult_t checkPieces(size_t n) const;
   // Waits for the next slot from prev and checks it holds `bytes`.
   ncclResult_t receive(size_t bytes, const char** data);
 
