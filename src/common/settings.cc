@@ -39,6 +39,15 @@ const Setting kSettings[] = {
     {"NCCL_SOCKET_NTHREADS", "1", "Proxy threads of a communicator's socket transport; each connection has NTHREADS x NSOCKS_PERTHREAD sockets (at most 64), socket i served by thread i % NTHREADS."},
     {"NCCL_MIN_NCHANNELS", "1", "Fewest channels (rings) a communicator uses."},
     {"NCCL_MAX_NCHANNELS", "1", "Most channels (rings) a communicator uses; each channel moves its own slice of every collective."},
+    {"CHORUS_HOST_ALGO", "auto",
+     "Algorithm for host buffers: auto (direct when every rank is on this host and shared memory is "
+     "allowed, else ring) or ring."},
+    {"CHORUS_ONESHOT_BYTES", "65536",
+     "Direct algorithms: AllReduce messages up to this many bytes are reduced whole by every rank "
+     "(one meeting); larger ones are split, each rank reducing one block."},
+    {"CHORUS_STAGE_BYTES", "1048576",
+     "Direct algorithms between processes: bytes of shared staging per rank (twice, for "
+     "alternate rounds); an operation runs in rounds that fit it."},
     // Devices
     {"CHORUS_DEVICE", "auto",
      "auto: bind a communicator to the current CUDA device when one is usable, else to the host; "

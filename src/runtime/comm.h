@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "bootstrap/bootstrap.h"
+#include "collectives/direct_host_primitives.h"
 #include "nccl.h"
 #include "runtime/config.h"
 #include "runtime/op.h"
+#include "transport/shm/node_arena.h"
 #include "transport/transport.h"
 
 namespace chorus {
@@ -78,6 +80,13 @@ struct ncclComm {
   std::vector<chorus::Channel> channels;
   std::vector<chorus::PeerConnections> p2p;  // indexed by peer rank
   std::vector<chorus::UserRedOp> userOps;
+  // Direct algorithms (every rank on this host, see runtime/direct_setup.h):
+  // the arena the ranks meet in, the state the primitives carry between
+  // operations, its scratch memory, and the one-shot AllReduce size limit.
+  std::unique_ptr<chorus::NodeArena> arena;
+  chorus::DirectState direct;
+  std::vector<char> directScratch;
+  size_t oneShotBytes = 0;
 
   // The first error of any init or operation job (sticky; ncclSuccess until
   // one fails), and how many jobs are queued or running. commState() turns

@@ -6,6 +6,7 @@
 #include "common/result.h"
 #include "common/settings.h"
 #include "runtime/comm.h"
+#include "runtime/direct_setup.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/socket/socket_transport.h"
 
@@ -106,6 +107,7 @@ ncclResult_t setupDataPath(ncclComm* comm) {
     comm->channels[c].toNext = std::move(sends[0]);
     comm->channels[c].fromPrev = std::move(recvs[0]);
   }
+  CHORUS_CHECK(setupDirect(comm));
   // Every sender has mapped what its receiver made before any rank goes on
   // (a rank that finished first could otherwise destroy its end too early).
   return comm->bootstrap->barrier();

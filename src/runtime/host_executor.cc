@@ -1,6 +1,8 @@
 #include "runtime/host_executor.h"
 
 #include "collectives/datatypes.h"
+#include "collectives/direct_collectives.h"
+#include "collectives/direct_host_primitives.h"
 #include "collectives/host_primitives.h"
 #include "collectives/ring_all_gather.h"
 #include "collectives/ring_all_reduce.h"
@@ -35,7 +37,29 @@ size_t sliceAlign(ncclDataType_t type) {
   return size >= 64 ? 1 : 64 / size;
 }
 
+// Ranks of one host read each other's data directly (direct_collectives.h);
+// the ring is for communicators that span hosts or may not share memory.
+ncclResult_t runDirect(ncclComm* comm, const Op& op) {
+  const int rank = comm->rank, nranks = comm->nranks;
+  // Every rank decides alike: the inputs are arguments all ranks share.
+  const bool oneShot =
+      op.kind == OpKind::AllReduce && op.count * elementSize(op.type) <= comm->oneShotBytes;
+  const DirectOpShape shape{static_cast<int>(op.kind), op.count, op.type, op.root, op.redop.kind};
+  DirectHostPrims prims(&comm->direct, rank, nranks, oneShot || !comm->direct.allInThisProcess,
+                        shape, op.sendbuff, op.recvbuff, op.redop);
+  switch (op.kind) {
+    case OpKind::AllReduce:
+      return directAllReduce(prims, rank, nranks, op.count, sliceAlign(op.type), oneShot);
+    case OpKind::AllGather: return directAllGather(prims, rank, nranks, op.count);
+    case OpKind::ReduceScatter: return directReduceScatter(prims, rank, nranks, op.count);
+    case OpKind::Broadcast: return directBroadcast(prims, rank, op.root, op.count);
+    case OpKind::Reduce: return directReduce(prims, rank, op.root, op.count);
+    default: CHORUS_FAIL(ncclInternalError, "%s is not a collective", opName(op.kind));
+  }
+}
+
 ncclResult_t runCollective(ncclComm* comm, const Op& op) {
+  if (comm->arena != nullptr && op.count > 0) return runDirect(comm, op);
   const int rank = comm->rank, nranks = comm->nranks;
   const int next = (rank + 1) % nranks, prev = (rank + nranks - 1) % nranks;
   const int nChannels = static_cast<int>(comm->channels.size());

@@ -1,7 +1,7 @@
 // Host-side ends of a FIFO (fifo.h): the sender fills and publishes slots,
 // the receiver waits for, reads and releases them.
 //
-// Waiting spins briefly, then yields, then sleeps on a futex on the counter
+// Waiting spins (briefly unless told otherwise), then yields, then sleeps on a futex on the counter
 // it waits for, so that more ranks than cores still make progress. While
 // asleep it wakes every 100 ms to check the abort flag, the deadline
 // (CHORUS_TIMEOUT), for a peer in another process on this host, whether
@@ -39,6 +39,10 @@ struct WaitContext {
   int notifyFd = -1;
   // The network connection behind this FIFO, when there is one (null: none).
   const LinkFailure* link = nullptr;
+  // Polls before the first yield: short by default; long where every rank
+  // has a core of its own and waits are expected to be short, so that a
+  // wait ends without a futex wake-up (several microseconds on a VM).
+  int spins = 256;
 };
 
 class FifoSender {

@@ -25,7 +25,7 @@ template <typename Ready>
 ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& context,
                        const char* what, Ready ready) {
   // Most waits end within a few hundred nanoseconds on an idle core.
-  for (int i = 0; i < 256; ++i) {
+  for (int i = 0; i < context.spins; ++i) {
     if (ready()) return ncclSuccess;
     cpuRelax();
   }

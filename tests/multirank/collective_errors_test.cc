@@ -146,4 +146,38 @@ TEST(FailedPeers, KillingOneRankMakesTheOthersReturnAnError) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
 }
 
+// Ranks of one host meet before moving data, so ranks that disagree on the
+// operation all fail at once with a message, instead of reading the wrong
+// amount or waiting for the deadline: a different count (small and large
+// messages) and a different collective.
+TEST(MismatchedCalls, EveryRankReportsInvalidUsageAtOnce) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "30");
+  RankOptions options;
+  options.idCount = 3;
+  auto start = std::chrono::steady_clock::now();
+  auto failures = runRankProcesses(3, [](RankContext& ctx) {
+    const size_t counts[] = {100, size_t{1} << 19, 1000};
+    for (int c = 0; c < 3; ++c) {
+      ncclComm_t comm = nullptr;
+      if (!ctx.checkNccl(ncclCommInitRank(&comm, 3, ctx.ids[c], ctx.rank), "init")) return;
+      const size_t count = counts[c];
+      std::vector<float> in(count, 1.0f), out(count, 0.0f);
+      ncclResult_t r;
+      if (c < 2)
+        r = ncclAllReduce(in.data(), out.data(), ctx.rank == 2 ? count / 2 : count, ncclFloat,
+                          ncclSum, comm, nullptr);
+      else if (ctx.rank == 2)
+        r = ncclBroadcast(in.data(), out.data(), count, ncclFloat, 0, comm, nullptr);
+      else
+        r = ncclAllReduce(in.data(), out.data(), count, ncclFloat, ncclSum, comm, nullptr);
+      ctx.check(r == ncclInvalidUsage, "case " + std::to_string(c) + " gave " + ncclGetErrorString(r));
+      ctx.check(lastErrorHas("differs from rank"), "case " + std::to_string(c) + ": message names the mismatch");
+      ncclCommAbort(comm);
+    }
+  }, options);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
+}
+
 }  // namespace

@@ -134,6 +134,7 @@ TEST(CollectivesSockets, EveryCollectiveIsExactWithShmDisabled) {
 
 TEST(CollectivesChannels, FourChannelsGiveTheSameResults) {
   ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv ring("CHORUS_HOST_ALGO", "ring");
   ScopedEnv channels("NCCL_MIN_NCHANNELS", "4");
   ScopedEnv maxChannels("NCCL_MAX_NCHANNELS", "4");
   auto failures = runRankProcesses(3, [](RankContext& ctx) { runMatrix(ctx, false); });
@@ -142,7 +143,42 @@ TEST(CollectivesChannels, FourChannelsGiveTheSameResults) {
 
 TEST(CollectivesSmallSlots, ManySlotsPerChunkAndWrapAroundTheFifo) {
   ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv ring("CHORUS_HOST_ALGO", "ring");
   ScopedEnv buff("NCCL_BUFFSIZE", "16384");  // 2 KiB slots
+  auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// The ring on threads of one process (processes are covered above).
+TEST(CollectivesRing, EveryCollectiveIsExactOnThreads) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv ring("CHORUS_HOST_ALGO", "ring");
+  auto failures = runRankThreads(5, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// Direct algorithms with every AllReduce split into blocks (no one-shot), in
+// processes (staged rounds) and threads (buffers read in place).
+TEST(CollectivesDirect, SplitAllReduceForEverySizeOnProcesses) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(CollectivesDirect, SplitAllReduceForEverySizeOnThreads) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
+  auto failures = runRankThreads(4, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A staging area of 4 KiB: hundreds of rounds per large operation, pieces
+// that do not divide the message, and both parities reused many times.
+TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv stage("CHORUS_STAGE_BYTES", "4160");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/result.h"
+#include "transport/shm/shm_segment.h"
 
 namespace chorus {
 namespace {
@@ -23,47 +24,19 @@ struct ShmInfo {
 };
 static_assert(sizeof(ShmInfo) <= sizeof(ConnectInfo), "ShmInfo must fit a ConnectInfo");
 
-// A mapping that is unmapped with its owner.
-struct Mapping {
-  void* base = nullptr;
-  size_t bytes = 0;
-  ~Mapping() {
-    if (base) munmap(base, bytes);
-  }
-};
-
 class ShmSend : public SendConnection {
  public:
-  Mapping mapping;
+  ShmMapping mapping;
 };
 
 class ShmRecv : public RecvConnection {
  public:
-  Mapping mapping;
+  ShmMapping mapping;
   std::string name;  // unlinked by the sender once mapped; again here in case it never was
   ~ShmRecv() override {
     if (!name.empty()) shm_unlink(name.c_str());
   }
 };
-
-ncclResult_t mapSegment(const char* name, size_t bytes, bool create, Mapping* out) {
-  int fd = shm_open(name, create ? (O_CREAT | O_EXCL | O_RDWR) : O_RDWR, 0600);
-  if (fd < 0)
-    CHORUS_FAIL(ncclSystemError, "shm_open(%s) failed: %s", name, strerror(errno));
-  if (create && ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
-    int err = errno;
-    close(fd);
-    shm_unlink(name);
-    CHORUS_FAIL(ncclSystemError, "cannot size shared memory %s to %zu bytes: %s (is /dev/shm full?)",
-                name, bytes, strerror(err));
-  }
-  void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  if (base == MAP_FAILED) CHORUS_FAIL(ncclSystemError, "mmap of %s failed: %s", name, strerror(errno));
-  out->base = base;
-  out->bytes = bytes;
-  return ncclSuccess;
-}
 
 class ShmTransport : public Transport {
  public:
@@ -78,7 +51,7 @@ class ShmTransport : public Transport {
              static_cast<unsigned long long>(counter++), peer.selfRank, peer.channel);
     shm.slotSize = peer.slotSize;
     shm.bytes = fifoBytes(peer.slotSize);
-    CHORUS_CHECK(mapSegment(shm.name, shm.bytes, true, &conn->mapping));
+    CHORUS_CHECK(mapShmSegment(shm.name, shm.bytes, true, &conn->mapping));
     conn->name = shm.name;
     // Fault every page in now, not on the first transfer.
     memset(conn->mapping.base, 0, shm.bytes);
@@ -105,7 +78,7 @@ class ShmTransport : public Transport {
       CHORUS_FAIL(ncclInternalError, "shm connection info from rank %d is inconsistent",
                   peer.peerRank);
     auto* send = static_cast<ShmSend*>(conn);
-    CHORUS_CHECK(mapSegment(shm.name, shm.bytes, false, &send->mapping));
+    CHORUS_CHECK(mapShmSegment(shm.name, shm.bytes, false, &send->mapping));
     shm_unlink(shm.name);  // both ends hold it now
     send->fifo = FifoSender(fifoAt(send->mapping.base, shm.slotSize), waitContext(peer));
     TRACE(kLogShm, "rank %d -> rank %d channel %d: shm %s", peer.selfRank, peer.peerRank,

@@ -1,0 +1,105 @@
+// Collectives for ranks of one host that read each other's data directly
+// (direct_host_primitives.h): instead of passing chunks around a ring in
+// 2(n-1) steps, every rank reads what it needs from its peers, in rounds
+// whose pieces fit the staging areas.
+//
+// Prims members (offsets and counts in elements of the datatype):
+//   roundElems(blocks)              elements per piece a round may stage
+//   exchange(pieces, contribute)    meet; stage this rank's pieces first
+//                                   (those peers read: not pieces.skip*)
+//   reduce(src, dst, n, publish)    output[dst..] = (+) over ranks of input_r[src..]
+//   copyFrom(peer, side, src, dst, n)   peer's input/result [src..] -> output[dst..]
+//   barrier()                       meet again
+//   finish()                        end the operation
+#pragma once
+
+#include "collectives/algorithm_common.h"
+
+namespace chorus {
+
+// One-shot: every rank reduces the whole round (one meeting, n-fold reads;
+// for small messages). Otherwise rank r reduces block r of the round and
+// publishes it, and every rank copies the other finished blocks: each byte
+// is read once per rank that needs it.
+template <typename Prims>
+ncclResult_t directAllReduce(Prims& prims, int rank, int nranks, size_t count, size_t align,
+                             bool oneShot) {
+  const size_t round = prims.roundElems(1);
+  for (size_t base = 0; base < count; base += round) {
+    const size_t m = minSize(round, count - base);
+    if (oneShot) {
+      CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true));
+      CHORUS_PRIM(prims.reduce(base, base, m, false));
+      continue;
+    }
+    // Our own block is read only by us: it is not staged.
+    const ChannelSlice mine = channelSlice(m, nranks, rank, align);
+    CHORUS_PRIM(prims.exchange({base, m, 1, 0, base + mine.offset, base + mine.offset + mine.count}, true));
+    CHORUS_PRIM(prims.reduce(base + mine.offset, base + mine.offset, mine.count, true));
+    CHORUS_PRIM(prims.barrier());
+    for (int step = 1; step < nranks; ++step) {
+      const int owner = (rank + step) % nranks;
+      const ChannelSlice block = channelSlice(m, nranks, owner, align);
+      CHORUS_PRIM(prims.copyFrom(owner, Prims::Side::Output, base + block.offset,
+                                 base + block.offset, block.count));
+    }
+  }
+  return prims.finish();
+}
+
+// Every rank copies every rank's input into its place in the output.
+template <typename Prims>
+ncclResult_t directAllGather(Prims& prims, int rank, int nranks, size_t count) {
+  const size_t round = prims.roundElems(1);
+  for (size_t base = 0; base < count; base += round) {
+    const size_t m = minSize(round, count - base);
+    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true));
+    for (int step = 0; step < nranks; ++step) {
+      const int owner = (rank + step) % nranks;
+      CHORUS_PRIM(prims.copyFrom(owner, Prims::Side::Input, base,
+                                 static_cast<size_t>(owner) * count + base, m));
+    }
+  }
+  return prims.finish();
+}
+
+// Rank r reduces block r (count elements) of every rank's input; a round
+// stages the same piece of all nranks blocks.
+template <typename Prims>
+ncclResult_t directReduceScatter(Prims& prims, int rank, int nranks, size_t count) {
+  const size_t blocks = static_cast<size_t>(nranks);
+  const size_t round = prims.roundElems(blocks);
+  for (size_t base = 0; base < count; base += round) {
+    const size_t m = minSize(round, count - base);
+    const size_t own = static_cast<size_t>(rank) * count + base;
+    CHORUS_PRIM(prims.exchange({base, m, blocks, count, own, own + m}, true));
+    CHORUS_PRIM(prims.reduce(static_cast<size_t>(rank) * count + base, base, m, false));
+  }
+  return prims.finish();
+}
+
+// Every rank copies the root's input.
+template <typename Prims>
+ncclResult_t directBroadcast(Prims& prims, int rank, int root, size_t count) {
+  const size_t round = prims.roundElems(1);
+  for (size_t base = 0; base < count; base += round) {
+    const size_t m = minSize(round, count - base);
+    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank == root));
+    CHORUS_PRIM(prims.copyFrom(root, Prims::Side::Input, base, base, m));
+  }
+  return prims.finish();
+}
+
+// The root reduces every rank's input.
+template <typename Prims>
+ncclResult_t directReduce(Prims& prims, int rank, int root, size_t count) {
+  const size_t round = prims.roundElems(1);
+  for (size_t base = 0; base < count; base += round) {
+    const size_t m = minSize(round, count - base);
+    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank != root));
+    if (rank == root) CHORUS_PRIM(prims.reduce(base, base, m, false));
+  }
+  return prims.finish();
+}
+
+}  // namespace chorus

@@ -1,0 +1,114 @@
+// The primitives of direct_collectives.h on host memory, for ranks that all
+// live on one host: they meet in a NodeArena and read each other's data
+// there, instead of passing it around a ring.
+//
+// Two modes:
+//   Staged  (ranks in several processes) an operation runs in rounds; in
+//           each, every rank copies a piece of its input into its arena
+//           staging area, and peers read it (and results published there)
+//           with plain loads. A round's pieces fit in cache, so the data
+//           crosses memory about once in and once out.
+//   Shared  (every rank in this process; not for one-shot AllReduce) ranks
+//           publish their buffer addresses and read each other's buffers
+//           directly; one round, and a last meeting so that buffers outlive
+//           their readers.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "collectives/reduce_ops.h"
+#include "nccl.h"
+#include "transport/fifo_host.h"
+#include "transport/shm/node_arena.h"
+
+namespace chorus {
+
+// The per-communicator state the direct primitives carry between operations.
+struct DirectState {
+  NodeArena* arena = nullptr;
+  std::vector<WaitContext> waits;  // per rank, for waiting on its phase counter
+  bool allInThisProcess = false;   // Shared mode possible
+  uint32_t phase = 0;              // this rank's meetings so far (mirrors its arena slot)
+  uint64_t rounds = 0;             // rounds run through the arena (parity = rounds % 2)
+  char* scratch = nullptr;         // an accumulator of chunkBytes
+  size_t chunkBytes = 0;
+};
+
+// What every rank must agree on for one operation (checked at each meeting).
+struct DirectOpShape {
+  int kind;
+  size_t count;
+  ncclDataType_t type;
+  int root;
+  RedOpKind redop;
+};
+
+// Which part of the input a round stages: `blocks` pieces of `count`
+// elements, piece b starting at element base + b * stride, except input
+// elements [skipBegin, skipEnd), which only this rank reads (from its own
+// buffer).
+struct RoundPieces {
+  size_t base;
+  size_t count;
+  size_t blocks;
+  size_t stride;
+  size_t skipBegin = 0;
+  size_t skipEnd = 0;
+};
+
+class DirectHostPrims {
+ public:
+  enum class Side { Input, Output };
+
+  // `staged` picks Staged mode; it is required unless every rank is in this
+  // process (and chosen there too for one-shot operations, which read all
+  // inputs while ranks already write their outputs).
+  DirectHostPrims(DirectState* state, int rank, int nranks, bool staged, const DirectOpShape& shape,
+                  const void* input, void* output, const RedOpArgs& op);
+
+  // Elements per rank and piece that one round may stage (everything in
+  // Shared mode).
+  size_t roundElems(size_t blocks) const;
+
+  // The meeting that starts a round: in Staged mode this rank's pieces are
+  // staged first (none unless `contribute`), then every rank's record is
+  // checked against this one's.
+  ncclResult_t exchange(const RoundPieces& pieces, bool contribute);
+  // output[dst..dst+n) = post( pre(in_0[src..]) (+) ... (+) pre(in_last[src..]) )
+  // in rank order, so every rank that computes an element gets the same
+  // bits. With `publish` (Staged), the result also replaces this rank's
+  // staged piece, for peers to copy.
+  ncclResult_t reduce(size_t src, size_t dst, size_t n, bool publish);
+  // A peer's input (as staged) or output (as published) [src..src+n) ->
+  // output[dst..]; src counts in input elements of this round.
+  ncclResult_t copyFrom(int peer, Side side, size_t src, size_t dst, size_t n);
+  // Waits until every rank has reached this point.
+  ncclResult_t barrier();
+  // Ends the operation (Shared: waits until no rank reads our buffers).
+  ncclResult_t finish();
+
+ private:
+  char* out(size_t element) const { return output_ + element * elemSize_; }
+  // Where rank r's input (or published result) element `element` is.
+  const char* dataOf(int r, Side side, size_t element) const;
+  // Staged: where input element `element` of this round sits in a staging area.
+  size_t stagedPosition(size_t element) const;
+  ncclResult_t arriveAndWait(const char* what);
+
+  DirectState* state_;
+  int rank_, nranks_;
+  bool shared_;
+  DirectOpShape shape_;
+  const char* input_;
+  char* output_;
+  RedOpArgs op_;
+  size_t elemSize_;
+  int parity_ = 0;
+  RoundPieces round_{};
+};
+
+}  // namespace chorus

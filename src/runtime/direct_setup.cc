@@ -1,0 +1,95 @@
+#include "runtime/direct_setup.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <string>
+
+#include "common/log.h"
+#include "common/result.h"
+#include "common/settings.h"
+#include "runtime/comm.h"
+
+namespace chorus {
+namespace {
+
+// Pieces of a reduction are folded in an accumulator this big: it stays in
+// a core's cache.
+constexpr size_t kDirectChunkBytes = 64 * 1024;
+constexpr int64_t kMaxStageBytes = int64_t{256} << 20;
+// Polls before yielding when every rank has a core: about 0.5 ms, longer
+// than the usual gap between two ranks reaching a meeting.
+constexpr int kLongSpins = 1 << 14;
+
+int usableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
+
+bool everyRankOnThisHost(const ncclComm* comm) {
+  for (const PeerInfo& peer : comm->peers)
+    if (peer.hostHash != comm->peers[comm->rank].hostHash) return false;
+  return true;
+}
+
+bool everyRankInThisProcess(const ncclComm* comm) {
+  for (const PeerInfo& peer : comm->peers)
+    if (peer.hostHash != comm->peers[comm->rank].hostHash || peer.pid != comm->peers[comm->rank].pid)
+      return false;
+  return true;
+}
+
+}  // namespace
+
+ncclResult_t setupDirect(ncclComm* comm) {
+  const std::string algo = settingString("CHORUS_HOST_ALGO");
+  if (algo != "auto" && algo != "ring")
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_HOST_ALGO=%s: must be auto or ring", algo.c_str());
+  const int64_t oneShot = settingInt("CHORUS_ONESHOT_BYTES");
+  const int64_t stage = settingInt("CHORUS_STAGE_BYTES");
+  if (oneShot < 0)
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_ONESHOT_BYTES=%lld: must not be negative",
+                static_cast<long long>(oneShot));
+  if (stage < 64 || stage > kMaxStageBytes)
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_STAGE_BYTES=%lld: must be between 64 and %lld",
+                static_cast<long long>(stage), static_cast<long long>(kMaxStageBytes));
+  if (algo == "ring" || comm->nranks == 1 || comm->shmDisabled || !comm->onHost() ||
+      !everyRankOnThisHost(comm))
+    return ncclSuccess;
+
+  DirectState& state = comm->direct;
+  state.allInThisProcess = everyRankInThisProcess(comm);
+  // Ranks of one process read each other's buffers; they stage only
+  // one-shot AllReduce messages.
+  const size_t oneShotBytes = static_cast<size_t>(oneShot);
+  const size_t stageBytes =
+      state.allInThisProcess ? std::max<size_t>(oneShotBytes, 64) : static_cast<size_t>(stage);
+  // One-shot reads the whole message from staging: it must fit.
+  comm->oneShotBytes = std::min(oneShotBytes, stageBytes);
+  CHORUS_CHECK(NodeArena::open(*comm->bootstrap, comm->rank, comm->nranks, stageBytes, &comm->arena));
+
+  state.arena = comm->arena.get();
+  state.waits.resize(comm->nranks);
+  const int spins = comm->nranks <= usableCpus() ? kLongSpins : WaitContext{}.spins;
+  for (int r = 0; r < comm->nranks; ++r) {
+    WaitContext& wait = state.waits[r];
+    wait.abort = &comm->abortFlag;
+    wait.timeoutSeconds = comm->timeoutSeconds;
+    wait.selfRank = comm->rank;
+    wait.peerRank = r;
+    wait.spins = spins;
+    wait.peerPid = comm->peers[r].pid == comm->peers[comm->rank].pid
+                       ? 0 : static_cast<pid_t>(comm->peers[r].pid);
+  }
+  // Zero-filled, so its pages are faulted in now rather than mid-operation.
+  comm->directScratch.assign(kDirectChunkBytes, 0);
+  state.scratch = comm->directScratch.data();
+  state.chunkBytes = kDirectChunkBytes;
+  INFO(kLogInit, "rank %d: direct algorithms on (%s, one-shot AllReduce up to %zu bytes)",
+       comm->rank, state.allInThisProcess ? "shared buffers" : "staged rounds",
+       comm->oneShotBytes);
+  return ncclSuccess;
+}
+
+}  // namespace chorus

@@ -1,0 +1,37 @@
+#include "transport/shm/shm_segment.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/result.h"
+
+namespace chorus {
+
+ShmMapping::~ShmMapping() {
+  if (base) munmap(base, bytes);
+}
+
+ncclResult_t mapShmSegment(const char* name, size_t bytes, bool create, ShmMapping* out) {
+  int fd = shm_open(name, create ? (O_CREAT | O_EXCL | O_RDWR) : O_RDWR, 0600);
+  if (fd < 0)
+    CHORUS_FAIL(ncclSystemError, "shm_open(%s) failed: %s", name, strerror(errno));
+  if (create && ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    int err = errno;
+    close(fd);
+    shm_unlink(name);
+    CHORUS_FAIL(ncclSystemError, "cannot size shared memory %s to %zu bytes: %s (is /dev/shm full?)",
+                name, bytes, strerror(err));
+  }
+  void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (base == MAP_FAILED) CHORUS_FAIL(ncclSystemError, "mmap of %s failed: %s", name, strerror(errno));
+  out->base = base;
+  out->bytes = bytes;
+  return ncclSuccess;
+}
+
+}  // namespace chorus
