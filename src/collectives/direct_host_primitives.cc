@@ -61,6 +61,7 @@ ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribut
   record.type = shape_.type;
   record.root = shape_.root;
   record.redop = static_cast<int32_t>(shape_.redop);
+  record.scalar = op_.scalar;
   if (!shared_ && contribute) {
     const size_t bytes = pieces.count * elemSize_;
     if (bytes * pieces.blocks > arena.stageBytes())
@@ -111,6 +112,13 @@ size_t DirectHostPrims::stagedPosition(size_t element) const {
   return block * round_.count + (offset - block * round_.stride);
 }
 
+RedOpArgs DirectHostPrims::opOf(int r) const {
+  // PreMulSum scales each rank's input by that rank's own scalar.
+  RedOpArgs op = op_;
+  if (op.kind == RedOpKind::PreMulSum && r != rank_) op.scalar = state_->arena->slot(r).ops[parity_].scalar;
+  return op;
+}
+
 ncclResult_t DirectHostPrims::reduce(size_t src, size_t dst, size_t n, bool publish) {
   char* accumulator = state_->scratch;
   const size_t chunk = std::max<size_t>(1, state_->chunkBytes / elemSize_);
@@ -126,11 +134,11 @@ ncclResult_t DirectHostPrims::reduce(size_t src, size_t dst, size_t n, bool publ
                  last == 1 ? to : accumulator, last == 1, m);
       r = 2;
     } else {
-      reduceCopy(op_, nullptr, dataOf(0, Side::Input, src + i), true, accumulator, false, m);
+      reduceCopy(opOf(0), nullptr, dataOf(0, Side::Input, src + i), true, accumulator, false, m);
       r = 1;
     }
     for (; r <= last; ++r)
-      reduceCopy(op_, accumulator, dataOf(r, Side::Input, src + i), true,
+      reduceCopy(opOf(r), accumulator, dataOf(r, Side::Input, src + i), true,
                  r == last ? to : accumulator, r == last, m);
     if (publish && !shared_)
       memcpy(state_->arena->staging(rank_, parity_) + stagedPosition(src + i) * elemSize_, to,

@@ -98,6 +98,8 @@ class DirectHostPrims {
   // Staged: where input element `element` of this round sits in a staging area.
   size_t stagedPosition(size_t element) const;
   ncclResult_t arriveAndWait(const char* what);
+  // The operator for rank r's input (its own PreMulSum scalar).
+  RedOpArgs opOf(int r) const;
 
   DirectState* state_;
   int rank_, nranks_;

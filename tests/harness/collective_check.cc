@@ -81,17 +81,22 @@ double inputValue(const CollCase& c, int nranks, int rank, size_t i) {
   }
 }
 
+// PreMulSum's scalar on `rank`: each rank scales only its own input, by its
+// own scalar (2 on even ranks, 1 on odd ones); 1 for other operators.
+double preMulScalar(const CollCase& c, int rank) {
+  return c.op == kPreMulSumTwo && rank % 2 == 0 ? 2.0 : 1.0;
+}
+
 // The reduction of element i over all ranks, in double.
 double reduced(const CollCase& c, int nranks, size_t i) {
-  double acc = inputValue(c, nranks, 0, i);
+  double acc = inputValue(c, nranks, 0, i) * preMulScalar(c, 0);
   for (int r = 1; r < nranks; ++r) {
-    double v = inputValue(c, nranks, r, i);
+    double v = inputValue(c, nranks, r, i) * preMulScalar(c, r);
     if (c.op == ncclProd) acc *= v;
     else if (c.op == ncclMax) acc = std::max(acc, v);
     else if (c.op == ncclMin) acc = std::min(acc, v);
     else acc += v;
   }
-  if (c.op == kPreMulSumTwo) acc *= 2;
   if (c.op == ncclAvg) acc = isFloat(c.type) ? acc / nranks : std::trunc(acc / nranks);
   return acc;
 }
@@ -135,7 +140,7 @@ bool isReduction(Coll coll) {
 }
 
 std::string describe(const CollCase& c) {
-  std::string op = c.op == kPreMulSumTwo ? "premulsum(2)"
+  std::string op = c.op == kPreMulSumTwo ? "premulsum(2,1,..)"
                    : c.op == ncclSum    ? "sum"
                    : c.op == ncclProd   ? "prod"
                    : c.op == ncclMax    ? "max"
@@ -163,7 +168,7 @@ void runAndCheck(RankContext& ctx, ncclComm_t comm, const CollCase& c) {
   bool madeOp = false;
   if (c.op == kPreMulSumTwo) {
     std::vector<char> scalar(es);
-    dispatchType(c.type, Store{scalar.data(), 0, 2.0});
+    dispatchType(c.type, Store{scalar.data(), 0, preMulScalar(c, rank)});
     if (!ctx.checkNccl(ncclRedOpCreatePreMulSum(&op, scalar.data(), c.type, ncclScalarHostImmediate, comm),
                        "ncclRedOpCreatePreMulSum"))
       return;

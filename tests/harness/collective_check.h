@@ -12,7 +12,8 @@ namespace chorus::test {
 
 enum class Coll { AllReduce, Broadcast, Reduce, AllGather, ReduceScatter, AlltoAll, Gather, Scatter };
 
-// ncclRedOp_t values, plus this one for PreMulSum with scalar 2.
+// ncclRedOp_t values, plus this one for PreMulSum with a scalar per rank
+// (2 on even ranks, 1 on odd ones: each rank scales only its own input).
 constexpr int kPreMulSumTwo = 100;
 
 struct CollCase {

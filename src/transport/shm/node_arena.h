@@ -30,7 +30,7 @@ struct ArenaOpRecord {
   int32_t type;
   int32_t root;
   int32_t redop;
-  uint64_t reserved;
+  uint64_t scalar;  // PreMulSum: this rank's own scalar (each rank scales its own input)
 };
 
 struct alignas(64) ArenaRankSlot {
