@@ -60,6 +60,9 @@ find_missing() {
     check 'have_package libgtest-dev'      libgtest-dev
     check 'have_package libgmock-dev'      libgmock-dev
     check 'have_package libbenchmark-dev'  libbenchmark-dev
+    # Open MPI: the perf programs are built with it and tested under mpirun.
+    check 'have_package libopenmpi-dev'    libopenmpi-dev
+    check 'have_command mpirun.openmpi'    openmpi-bin
   else
     check '[[ -f /usr/include/gtest/gtest.h || -f /usr/local/include/gtest/gtest.h ]]' libgtest-dev
     check '[[ -f /usr/include/gmock/gmock.h || -f /usr/local/include/gmock/gmock.h ]]' libgmock-dev

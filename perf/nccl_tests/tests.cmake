@@ -116,3 +116,21 @@ if(CHORUS_PERF_HAVE_MPI AND CHORUS_PERF_MPIRUN)
   set_tests_properties(perf.two_processes_under_mpirun PROPERTIES LABELS "unit" TIMEOUT 120
                        ENVIRONMENT "CHORUS_DEVICE=host;ASAN_OPTIONS=detect_leaks=0")
 endif()
+
+# Launched by chorusrun, one process per rank: the processes meet through the
+# environment chorusrun sets, results are exact; a rank that fails (here every
+# rank finds wrong results through the test hook and exits 7) makes chorusrun
+# stop the others and exit with that code.
+if(TARGET chorusrun)
+  chorus_perf_test(chorusrun_four_processes --text "launched by" --
+    $<TARGET_FILE:chorusrun> -n 4 --timeout 100 $<TARGET_FILE:all_reduce_perf>
+    -b 8 -e 4M -f 8 -d float,bfloat16 -o sum,premulsum ${quick})
+  chorus_perf_test(chorusrun_every_collective --
+    $<TARGET_FILE:chorusrun> -n 3 --timeout 100 $<TARGET_FILE:all_gather_perf> -b 8 -e 1M -f 32 ${quick})
+  add_test(NAME perf.chorusrun_failing_ranks_give_nonzero_exit
+    COMMAND ${CHORUS_PERF_CHECK} --exit 7 --text "exited with code 7" --
+            $<TARGET_FILE:chorusrun> -n 2 --timeout 100 -x CHORUS_PERF_CORRUPT=1
+            $<TARGET_FILE:all_reduce_perf> -b 1K -e 1K ${quick})
+  set_tests_properties(perf.chorusrun_failing_ranks_give_nonzero_exit PROPERTIES
+                       LABELS "unit" TIMEOUT 120 ENVIRONMENT "CHORUS_DEVICE=host")
+endif()
