@@ -30,15 +30,17 @@ DirectHostPrims::DirectHostPrims(DirectState* state, int rank, int nranks, bool 
 
 size_t DirectHostPrims::roundElems(size_t blocks) const {
   if (shared_) return SIZE_MAX;
-  return std::max<size_t>(1, state_->arena->stageBytes() / (std::max<size_t>(blocks, 1) * elemSize_));
+  return std::max<size_t>(1, state_->roundBytes / (std::max<size_t>(blocks, 1) * elemSize_));
 }
 
-ncclResult_t DirectHostPrims::arriveAndWait(const char* what) {
-  NodeArena& arena = *state_->arena;
-  ArenaRankSlot& mine = arena.slot(rank_);
-  const uint32_t target = ++state_->phase;
-  __atomic_store_n(&mine.phase, target, __ATOMIC_RELEASE);  // publishes the record and staging
+void DirectHostPrims::arrive() {
+  ArenaRankSlot& mine = state_->arena->slot(rank_);
+  __atomic_store_n(&mine.phase, ++state_->phase, __ATOMIC_RELEASE);  // publishes record and staging
   wakeSleepers(&mine.phase, &mine.sleepers);
+}
+
+ncclResult_t DirectHostPrims::waitForAll(uint32_t target, const char* what) {
+  NodeArena& arena = *state_->arena;
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_) continue;
     ArenaRankSlot& peer = arena.slot(r);
@@ -49,8 +51,17 @@ ncclResult_t DirectHostPrims::arriveAndWait(const char* what) {
   return ncclSuccess;
 }
 
-ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribute) {
+ncclResult_t DirectHostPrims::arriveAndWait(const char* what) {
+  arrive();
+  return waitForAll(state_->phase, what);
+}
+
+ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribute, bool readsPeers) {
   NodeArena& arena = *state_->arena;
+  // This parity's record and staging area last served the round before the
+  // previous one; every peer is done with it once it has started the
+  // previous round.
+  CHORUS_CHECK(waitForAll(state_->lastExchange, "waiting for a staging area to be released by"));
   parity_ = static_cast<int>(state_->rounds++ % kArenaParities);
   round_ = pieces;
   ArenaOpRecord& record = arena.slot(rank_).ops[parity_];
@@ -78,7 +89,12 @@ ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribut
       memcpy(to + (cut2 - begin) * elemSize_, input_ + cut2 * elemSize_, (end - cut2) * elemSize_);
     }
   }
-  CHORUS_CHECK(arriveAndWait("waiting to start an operation with"));
+  arrive();
+  state_->lastExchange = state_->phase;
+  // A rank that only publishes (a Broadcast root, Reduce's other ranks)
+  // goes on at once; its readers check its record.
+  if (!readsPeers) return ncclSuccess;
+  CHORUS_CHECK(waitForAll(state_->phase, "waiting to start an operation with"));
   for (int r = 0; r < nranks_; ++r) {
     const ArenaOpRecord& other = arena.slot(r).ops[parity_];
     if (other.kind != record.kind || other.count != record.count || other.type != record.type ||

@@ -33,7 +33,9 @@ struct DirectState {
   std::vector<WaitContext> waits;  // per rank, for waiting on its phase counter
   bool allInThisProcess = false;   // Shared mode possible
   uint32_t phase = 0;              // this rank's meetings so far (mirrors its arena slot)
+  uint32_t lastExchange = 0;       // `phase` when it last started a round
   uint64_t rounds = 0;             // rounds run through the arena (parity = rounds % 2)
+  size_t roundBytes = 0;           // the most one round stages per rank (<= the staging area)
   char* scratch = nullptr;         // an accumulator of chunkBytes
   size_t chunkBytes = 0;
 };
@@ -75,9 +77,10 @@ class DirectHostPrims {
   size_t roundElems(size_t blocks) const;
 
   // The meeting that starts a round: in Staged mode this rank's pieces are
-  // staged first (none unless `contribute`), then every rank's record is
-  // checked against this one's.
-  ncclResult_t exchange(const RoundPieces& pieces, bool contribute);
+  // staged first (none unless `contribute`); then, unless this rank reads
+  // nothing of its peers this round (`readsPeers` false), it waits for every
+  // rank and checks their records against its own.
+  ncclResult_t exchange(const RoundPieces& pieces, bool contribute, bool readsPeers);
   // output[dst..dst+n) = post( pre(in_0[src..]) (+) ... (+) pre(in_last[src..]) )
   // in rank order, so every rank that computes an element gets the same
   // bits. With `publish` (Staged), the result also replaces this rank's
@@ -97,6 +100,8 @@ class DirectHostPrims {
   const char* dataOf(int r, Side side, size_t element) const;
   // Staged: where input element `element` of this round sits in a staging area.
   size_t stagedPosition(size_t element) const;
+  void arrive();
+  ncclResult_t waitForAll(uint32_t target, const char* what);
   ncclResult_t arriveAndWait(const char* what);
   // The operator for rank r's input (its own PreMulSum scalar).
   RedOpArgs opOf(int r) const;

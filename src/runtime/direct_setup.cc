@@ -71,7 +71,12 @@ ncclResult_t setupDirect(ncclComm* comm) {
 
   state.arena = comm->arena.get();
   state.waits.resize(comm->nranks);
-  const int spins = comm->nranks <= usableCpus() ? kLongSpins : WaitContext{}.spins;
+  // With a core per rank, meetings are cheap and smaller rounds let one
+  // rank fill a staging area while another empties the previous one; with
+  // fewer cores, each meeting costs context switches: fewer, larger rounds.
+  const bool coreEach = comm->nranks <= usableCpus();
+  const int spins = coreEach ? kLongSpins : WaitContext{}.spins;
+  state.roundBytes = coreEach ? std::max<size_t>(stageBytes / 4, 64) : stageBytes;
   for (int r = 0; r < comm->nranks; ++r) {
     WaitContext& wait = state.waits[r];
     wait.abort = &comm->abortFlag;

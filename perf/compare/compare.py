@@ -1,0 +1,562 @@
+#!/usr/bin/env python3
+"""Chorus side by side with Open MPI, MPICH and Gloo on host memory.
+
+One command builds every backend, runs AllReduce, AllGather, Broadcast and
+ReduceScatter (float, sum, root 0) at the same sizes and rank counts with each
+library through the same benchmark core (perf/compare/bench_core.h), checks
+every result, prints one side-by-side table and writes the raw results, the
+table and busbw-versus-size curves (PNG, gnuplot) to an output folder.
+
+    perf/compare/compare.py                 full run (about 10 min on 2 cores)
+    perf/compare/compare.py --quick         fewer sizes and iterations (about 3 min)
+    perf/compare/compare.py --help          every option
+
+Python 3 standard library only. See docs/performance.md for the methodology.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+LIBS = ["chorus", "openmpi", "mpich", "gloo"]
+LIB_TITLES = {"chorus": "Chorus", "openmpi": "Open MPI", "mpich": "MPICH", "gloo": "Gloo"}
+OPS = ["allreduce", "allgather", "broadcast", "reducescatter"]
+MiB = 1 << 20
+TABLE_SIZES = [64 << 10, 1 * MiB, 16 * MiB, 128 * MiB]  # busbw columns of the table
+QUICK_SIZES = [8, 128, 2048, 32768, 65536, 262144, MiB, 4 * MiB, 16 * MiB, 64 * MiB, 128 * MiB]
+
+# What each library needs: (program or file, Debian package).
+NEEDS = {
+    "build": [("cmake", "cmake"), ("ninja", "ninja-build"), ("g++", "g++")],
+    "openmpi": [("mpicxx.openmpi", "libopenmpi-dev"), ("mpirun.openmpi", "openmpi-bin")],
+    "mpich": [("mpicxx.mpich", "libmpich-dev"), ("mpirun.mpich", "mpich")],
+    "gloo": [("/usr/include/gloo/reduce_scatter.h", "libgloo-dev")],
+    "plot": [("gnuplot", "gnuplot-nox")],
+}
+VERSION_PACKAGES = ["libopenmpi-dev", "openmpi-bin", "libmpich-dev", "mpich", "libucx0", "libgloo-dev", "libgloo0",
+                    "gnuplot-nox", "g++", "cmake"]
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def fmt_bytes(b):
+    for unit, size in (("GiB", 1 << 30), ("MiB", MiB), ("KiB", 1024)):
+        if b >= size and b % size == 0:
+            return f"{b // size} {unit}"
+    return f"{b} B"
+
+
+# ---------------------------------------------------------------- dependencies
+
+def check_deps(groups):
+    """Installs what is missing with apt-get when root; otherwise stops naming it."""
+    def present(thing):
+        return os.path.exists(thing) if thing.startswith("/") else shutil.which(thing) is not None
+
+    missing = sorted({pkg for g in groups for thing, pkg in NEEDS[g] if not present(thing)})
+    if not missing:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log(f"compare: installing {' '.join(missing)}")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=env)
+        return
+    sys.exit(f"compare: missing Debian packages: {' '.join(missing)}\n"
+             f"  install them with: sudo apt-get install {' '.join(missing)}\n"
+             f"  (or leave libraries out with --libs)")
+
+
+# ---------------------------------------------------------------------- build
+
+def build(args, libs):
+    bdir = args.build_dir
+    cache = bdir / "CMakeCache.txt"
+    cmd = ["cmake", "-S", str(ROOT), "-B", str(bdir)]
+    if not cache.exists():
+        # The same configuration as scripts/run_main.sh, so the folder can be shared.
+        cmd += ["-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release", "-DCHORUS_SANITIZE=OFF"]
+    # Re-running cmake is cheap and finds a Gloo installed since the last configure.
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    build_type = ""
+    for line in cache.read_text().splitlines():
+        if line.startswith("CMAKE_BUILD_TYPE:"):
+            build_type = line.split("=", 1)[1]
+    if build_type != "Release":
+        log(f"compare: WARNING: {bdir} is a {build_type or 'no-type'} build, not Release: "
+            f"Chorus' numbers will not be representative")
+    targets = [f"compare_{lib}" for lib in libs if lib in ("chorus", "gloo")]
+    if targets:
+        r = subprocess.run(["cmake", "--build", str(bdir), "--target", *targets], capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
+            if "gloo" in libs and "unknown target 'compare_gloo'" in (r.stdout + r.stderr):
+                sys.exit("compare: CMake did not find Gloo (libgloo-dev); leave it out with --libs")
+            sys.exit("compare: building the Chorus/Gloo backends failed")
+    outdir = bdir / "perf" / "compare"
+    outdir.mkdir(parents=True, exist_ok=True)
+    sources = [HERE / "backend_mpi.cc", HERE / "bench_core.h"]
+    for impl in ("openmpi", "mpich"):
+        if impl not in libs:
+            continue
+        exe = outdir / f"compare_{impl}"
+        if exe.exists() and all(exe.stat().st_mtime > s.stat().st_mtime for s in sources):
+            continue
+        # One source, compiled with each implementation's wrapper; the flags of
+        # CMake's Release build (-O3 -DNDEBUG), without the MPI C++ bindings.
+        cmd = [f"mpicxx.{impl}", "-std=c++17", "-O3", "-DNDEBUG", "-Wall", "-Wextra",
+               "-DOMPI_SKIP_MPICXX=1", "-DMPICH_SKIP_MPICXX=1", f'-DCOMPARE_MPI_NAME="{impl}"',
+               f"-I{HERE}", str(HERE / "backend_mpi.cc"), "-o", str(exe)]
+        log("compare: " + " ".join(cmd))
+        subprocess.run(cmd, check=True)
+    return outdir
+
+
+# --------------------------------------------------------------------- launch
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Run:
+    """One program run: one library, one collective, one rank count."""
+
+    def __init__(self, lib, op, nranks):
+        self.lib, self.op, self.nranks = lib, op, nranks
+        self.results = []      # dicts parsed from RESULT lines
+        self.version = ""
+        self.status = "not run"
+        self.command = ""
+        self.env = {}
+        self.seconds = 0.0
+        self.log = None
+
+
+def bench_args(args, op):
+    a = ["--op", op]
+    if args.quick:
+        a.append("--quick")
+    sizes = args.sizes or (QUICK_SIZES if args.quick else None)
+    if sizes:
+        a += ["--sizes", ",".join(str(s) for s in sizes)]
+    else:
+        a += ["--min-bytes", "8", "--max-bytes", str(args.max_bytes)]
+    return a
+
+
+def launch(run, argv_per_rank, env_per_rank, timeout, logpath):
+    """Starts the processes, streams rank 0's stdout, kills everything on a
+    timeout or soon after one process fails (its peers may be left waiting)."""
+    procs = []
+    logf = open(logpath, "w")
+    try:
+        for rank, (argv, env) in enumerate(zip(argv_per_rank, env_per_rank)):
+            procs.append(subprocess.Popen(
+                argv, env=env, stdout=subprocess.PIPE if rank == 0 else logf, stderr=logf,
+                stdin=subprocess.DEVNULL, text=True, start_new_session=True))
+        lines = []
+
+        def reader():
+            for line in procs[0].stdout:
+                lines.append(line)
+                logf.write(line)
+                logf.flush()
+                if line.startswith("RESULT,"):
+                    f = line.strip().split(",")
+                    log(f"  {run.lib:8s} {run.op:13s} n={run.nranks} {fmt_bytes(int(f[4])):>9s}  "
+                        f"{float(f[8]):12.1f} us  busbw {float(f[10]):8.3f} GB/s  {f[11]}")
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        start = time.monotonic()
+        failed_at = None
+        status = None
+        while True:
+            codes = [p.poll() for p in procs]
+            if all(c is not None for c in codes):
+                bad = [c for c in codes if c != 0]
+                # 3: the sweep ran to its end but some result was wrong (bench_core.h).
+                status = ("ok" if not bad else "wrong results" if all(c == 3 for c in bad)
+                          else f"exit status {bad[0]}")
+                break
+            if failed_at is None and any(c not in (None, 0) for c in codes):
+                failed_at = time.monotonic()
+            if failed_at is not None and time.monotonic() - failed_at > 10:
+                status = "a rank failed; the others were stopped"
+                break
+            if time.monotonic() - start > timeout:
+                status = f"timed out after {timeout} s"
+                break
+            time.sleep(0.1)
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, 9)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+        t.join(timeout=5)
+        run.seconds = time.monotonic() - start
+        return status, lines
+    finally:
+        logf.close()
+
+
+def parse(run, lines):
+    for line in lines:
+        if line.startswith("# lib=") and 'version="' in line:
+            run.version = line.split('version="', 1)[1].split('"', 1)[0]
+        elif line.startswith("RESULT,"):
+            f = line.strip().split(",")
+            run.results.append({
+                "lib": f[1], "op": f[2], "nranks": int(f[3]), "bytes": int(f[4]), "count": int(f[5]),
+                "warmup": int(f[6]), "iters": int(f[7]), "time_us": float(f[8]), "algbw": float(f[9]),
+                "busbw": float(f[10]), "check": f[11], "wrong": int(float(f[12]))})
+
+
+def run_one(args, exe_dir, lib, op, nranks, state):
+    run = Run(lib, op, nranks)
+    exe = str(exe_dir / f"compare_{lib}")
+    bargs = bench_args(args, op)
+    logpath = args.out / "logs" / f"{lib}-{op}-n{nranks}.log"
+    base = dict(os.environ)
+    if lib in ("chorus", "gloo"):
+        extra = {"WORLD_SIZE": str(nranks), "MASTER_ADDR": "127.0.0.1"}
+        tmp = None
+        if lib == "chorus":
+            port = free_port()
+            # NCCL_COMM_ID: every rank derives the same id; rank 0 serves the root.
+            extra.update({"MASTER_PORT": str(port), "NCCL_COMM_ID": f"127.0.0.1:{port}",
+                          "CHORUS_DEVICE": "host"})
+        else:
+            tmp = tempfile.mkdtemp(prefix="compare-gloo-")
+            extra["COMPARE_GLOO_STORE"] = tmp
+        envs = [dict(base, **extra, RANK=str(r), LOCAL_RANK=str(r)) for r in range(nranks)]
+        run.env = extra
+        run.command = " ".join(f"{k}={v}" for k, v in extra.items()) + f" RANK=0..{nranks - 1} {exe} " + " ".join(bargs)
+        status, lines = launch(run, [[exe, *bargs]] * nranks, envs, args.run_timeout, logpath)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        if lib == "openmpi":
+            launcher = ["mpirun.openmpi", "--allow-run-as-root", "--oversubscribe", "-np", str(nranks)]
+        else:
+            launcher = ["mpirun.mpich", "-np", str(nranks)]
+        extra = dict(state.get("ompi_env", {})) if lib == "openmpi" else {}
+        run.env = extra
+        run.command = " ".join(f"{k}={v}" for k, v in extra.items()) + (" " if extra else "") + \
+            " ".join([*launcher, exe, *bargs])
+        status, lines = launch(run, [[*launcher, exe, *bargs]], [dict(base, **extra)], args.run_timeout, logpath)
+        text = logpath.read_text(errors="replace")
+        # Open MPI's shared-memory transport uses CMA (process_vm_readv), which
+        # some containers forbid: then, and only then, run without it.
+        if (lib == "openmpi" and status != "ok" and "ompi_env" not in state
+                and any(k in text for k in ("process_vm_readv", "single_copy", "CMA"))):
+            log("  openmpi failed in its single-copy mechanism; again with "
+                "OMPI_MCA_btl_vader_single_copy_mechanism=none")
+            state["ompi_env"] = {"OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
+            return run_one(args, exe_dir, lib, op, nranks, state)
+    run.log = str(logpath)
+    run.status = status
+    parse(run, lines)
+    if status != "ok":
+        tail = logpath.read_text(errors="replace").strip().splitlines()[-6:]
+        log(f"  {lib} {op} n={nranks}: {status}; see {logpath}")
+        for line in tail:
+            log(f"    | {line}")
+    return run
+
+
+# --------------------------------------------------------------------- report
+
+def lookup(runs):
+    table = {}
+    for run in runs:
+        for r in run.results:
+            table[(r["lib"], r["op"], r["nranks"], r["bytes"])] = r
+    return table
+
+
+def smallest(runs, lib, op, n):
+    for run in runs:
+        if (run.lib, run.op, run.nranks) == (lib, op, n) and run.results:
+            return min(run.results, key=lambda r: r["bytes"])
+    return None
+
+
+def cell(r, key):
+    """The printed value, or why there is none."""
+    if r is None:
+        return "-"
+    if r["check"] != "ok":
+        return "FAIL"
+    v = r[key]
+    if key == "time_us":
+        return f"{v:.1f}" if v < 1000 else f"{v:.0f}"
+    return f"{v:.2f}" if v >= 0.1 else f"{v:.3f}"
+
+
+def make_table(args, runs, libs):
+    res = lookup(runs)
+    status = {(run.lib, run.op, run.nranks): run.status for run in runs}
+    peers = [lib for lib in libs if lib != "chorus"]
+    head = ["collective", "ranks", "metric"] + [LIB_TITLES[lib] for lib in libs]
+    if "chorus" in libs and peers:
+        head.append("Chorus/best peer")
+    rows = []
+    for op in args.ops:
+        for n in args.ranks:
+            metrics = [("lat", None)] + [("bw", b) for b in TABLE_SIZES if b <= args.largest]
+            for i, (kind, size) in enumerate(metrics):
+                vals = {}
+                for lib in libs:
+                    r = smallest(runs, lib, op, n) if kind == "lat" else res.get((lib, op, n, size))
+                    if r is None and status.get((lib, op, n), "ok") != "ok":
+                        vals[lib] = ("ERR", None)
+                    else:
+                        v = cell(r, "time_us" if kind == "lat" else "busbw")
+                        speed = None
+                        if r is not None and r["check"] == "ok":
+                            speed = 1.0 / r["time_us"] if kind == "lat" else r["busbw"]
+                        vals[lib] = (v, speed)
+                if kind == "lat":
+                    first = min(args.sizes) if args.sizes else 8
+                    label = ("lat 1 float/rank (us)" if op in ("allgather", "reducescatter")
+                             and first < 4 * max(args.ranks) else f"lat {fmt_bytes(first)} (us)")
+                else:
+                    label = f"busbw {fmt_bytes(size)} (GB/s)"
+                row = [op if i == 0 else "", str(n) if i == 0 else "", label] + [vals[lib][0] for lib in libs]
+                if "chorus" in libs and peers:
+                    best = max(((vals[p][1], p) for p in peers if vals[p][1]), default=None)
+                    mine = vals["chorus"][1]
+                    row.append(f"{mine / best[0]:.2f}x ({LIB_TITLES[best[1]]})" if best and mine else "n/a")
+                rows.append(row)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    out = []
+
+    def line(cells):
+        parts = []
+        for j, (c, w) in enumerate(zip(cells, widths)):
+            parts.append(str(c).ljust(w) if j < 3 else str(c).rjust(w))
+        return "  ".join(parts).rstrip()
+
+    out.append(line(head))
+    out.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        if row[0] and len(out) > 2:
+            out.append("")
+        out.append(line(row))
+    return "\n".join(out)
+
+
+def table_notes():
+    return ("lat: time of one operation at the smallest size (8 B; allgather and reducescatter: one float per\n"
+            "rank, 8 B with 2 ranks and 16 B with 4). busbw in GB/s (1e9 B/s) as nccl-tests computes it.\n"
+            "Chorus/best peer: Chorus' speed over the fastest peer's (busbw, or 1/latency): above 1 means\n"
+            "Chorus is faster. FAIL: the result was wrong, the number is not shown. ERR: the run failed.")
+
+
+def failures(runs):
+    out = []
+    for run in runs:
+        bad = [r for r in run.results if r["check"] != "ok"]
+        if bad:
+            sizes = ", ".join(f"{fmt_bytes(r['bytes'])} ({r['wrong']} wrong)" for r in bad)
+            out.append(f"  !! WRONG RESULTS  {run.lib} {run.op} n={run.nranks}: {sizes}; details in {run.log}")
+        if run.status not in ("ok", "wrong results"):
+            out.append(f"  !! RUN FAILED     {run.lib} {run.op} n={run.nranks}: {run.status}; see {run.log}")
+    return out
+
+
+def plot(args, runs, libs):
+    gp = shutil.which("gnuplot")
+    if gp is None:
+        log("compare: gnuplot not found; no PNG")
+        return None
+    data = args.out / "plotdata"
+    data.mkdir(exist_ok=True)
+    terms = subprocess.run([gp, "-e", "set terminal"], capture_output=True, text=True).stdout + \
+        subprocess.run([gp, "-e", "set terminal"], capture_output=True, text=True).stderr
+    term = "pngcairo size 1500,1900 font 'sans,10'" if "pngcairo" in terms else "png size 1500,1900"
+    png = args.out / "busbw.png"
+    colors = {"chorus": "#d62728", "openmpi": "#1f77b4", "mpich": "#2ca02c", "gloo": "#9467bd"}
+    tics = ", ".join(f'"{fmt_bytes(1 << p).replace(" ", "")}" {1 << p}' for p in range(3, 31, 3))
+    lines = [f"set terminal {term}", f"set output '{png}'",
+             f"set multiplot layout {len(args.ops)},{len(args.ranks)} title "
+             f"'Chorus vs Open MPI, MPICH, Gloo: busbw (GB/s) vs size, host memory, {os.cpu_count()} cores"
+             f"{' (quick)' if args.quick else ''}' font 'sans,13'",
+             "set logscale x 2", "set grid", "set key top left", "set xlabel 'bytes'",
+             "set ylabel 'busbw (GB/s)'", f"set xtics ({tics})", f"set xrange [6:{args.largest * 1.3:.0f}]",
+             "set yrange [0:*]", "set style data linespoints"]
+    for op in args.ops:
+        for n in args.ranks:
+            plots = []
+            for lib in libs:
+                rs = [r for run in runs if (run.lib, run.op, run.nranks) == (lib, op, n) for r in run.results]
+                good = [r for r in rs if r["check"] == "ok"]
+                if not good:
+                    continue
+                f = data / f"{lib}-{op}-n{n}.dat"
+                f.write_text("".join(f"{r['bytes']} {r['busbw']}\n" for r in good))
+                nbad = len(rs) - len(good)
+                title = LIB_TITLES[lib] + (f" ({nbad} size{'s' if nbad > 1 else ''} FAIL)" if nbad else "")
+                plots.append(f"'{f}' using 1:2 title '{title}' lw 2 pt 7 ps 0.6 lc rgb '{colors[lib]}'")
+            lines.append(f"set title '{op}, {n} ranks'")
+            lines.append("plot " + ", ".join(plots) if plots else "plot 0 notitle")
+    lines.append("unset multiplot")
+    script = args.out / "busbw.gp"
+    script.write_text("\n".join(lines) + "\n")
+    r = subprocess.run([gp, str(script)], capture_output=True, text=True)
+    if r.returncode != 0:
+        log("compare: gnuplot failed:\n" + r.stderr)
+        return None
+    return png
+
+
+def loadavg():
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
+
+
+def machine_info():
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / (1 << 20):.1f} GiB"
+    except OSError:
+        pass
+    versions = {}
+    for pkg in VERSION_PACKAGES:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout:
+            versions[pkg] = r.stdout
+    return {"nproc": os.cpu_count(), "cpu": cpu, "memory": mem, "kernel": platform.release(),
+            "os": platform.platform(), "packages": versions}
+
+
+# ----------------------------------------------------------------------- main
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="11 sizes, fewer iterations (about 3 min on 2 cores)")
+    p.add_argument("--libs", default=",".join(LIBS), help="comma list of %(default)s")
+    p.add_argument("--ops", default=",".join(OPS), help="comma list of %(default)s")
+    p.add_argument("--ranks", default="2,4", help="comma list of rank counts (default %(default)s)")
+    p.add_argument("--max-bytes", type=int, default=128 * MiB, help="largest size (default 128 MiB)")
+    p.add_argument("--sizes", default="", help="comma list of sizes in bytes instead of the default sweep")
+    p.add_argument("--build-dir", default=str(ROOT / "build-release"), help="CMake build folder (default %(default)s)")
+    p.add_argument("--out", default="", help="output folder (default BUILD_DIR/compare)")
+    p.add_argument("--run-timeout", type=int, default=300, help="seconds one program run may take (default %(default)s)")
+    p.add_argument("--no-build", action="store_true", help="use the programs already built")
+    args = p.parse_args()
+
+    args.libs = [x for x in args.libs.split(",") if x]
+    args.ops = [x for x in args.ops.split(",") if x]
+    args.ranks = [int(x) for x in args.ranks.split(",") if x]
+    args.sizes = [int(x, 0) for x in args.sizes.split(",") if x]
+    for lib in args.libs:
+        if lib not in LIBS:
+            sys.exit(f"compare: unknown library {lib}; choose from {','.join(LIBS)}")
+    for op in args.ops:
+        if op not in OPS:
+            sys.exit(f"compare: unknown collective {op}; choose from {','.join(OPS)}")
+    args.largest = max(args.sizes) if args.sizes else (max(QUICK_SIZES) if args.quick else args.max_bytes)
+    args.build_dir = Path(args.build_dir).resolve()
+    args.out = Path(args.out).resolve() if args.out else args.build_dir / "compare"
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+
+    groups = ["plot"] + (["build"] if not args.no_build else []) + [l for l in args.libs if l in NEEDS]
+    check_deps(groups)
+    started = datetime.datetime.now().astimezone()
+    load_before = loadavg()
+    exe_dir = args.build_dir / "perf" / "compare"
+    if not args.no_build:
+        exe_dir = build(args, args.libs)
+    for lib in args.libs:
+        if not (exe_dir / f"compare_{lib}").exists():
+            sys.exit(f"compare: {exe_dir / f'compare_{lib}'} is missing (build without --no-build)")
+
+    machine = machine_info()
+    log(f"compare: {machine['nproc']} cores ({machine['cpu']}), {machine['memory']}; "
+        f"libraries {','.join(args.libs)}; collectives {','.join(args.ops)}; ranks {args.ranks}"
+        f"{'; quick' if args.quick else ''}; output in {args.out}")
+
+    runs, state = [], {}
+    for n in args.ranks:
+        for op in args.ops:
+            # The libraries take turns at each collective, so that a slow drift
+            # of the machine does not favour one of them.
+            for lib in args.libs:
+                runs.append(run_one(args, exe_dir, lib, op, n, state))
+
+    rows = [r for run in runs for r in run.results]
+    with open(args.out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["lib", "op", "nranks", "bytes", "count", "warmup", "iters", "time_us",
+                                          "algbw", "busbw", "check", "wrong"])
+        w.writeheader()
+        w.writerows(rows)
+    command = " ".join([os.path.relpath(sys.argv[0], Path.cwd()) if Path(sys.argv[0]).exists() else sys.argv[0],
+                        *sys.argv[1:]])
+    table = make_table(args, runs, args.libs)
+    bad = failures(runs)
+    # Other work on the machine moves these numbers a lot on 2 cores: say how busy it was.
+    load_after = loadavg()
+    header = (f"Chorus side by side: host memory, float sum, root 0; {machine['nproc']} cores ({machine['cpu']})"
+              f"{'; --quick' if args.quick else ''}; load average {load_before} before, {load_after} after")
+    text = "\n".join([header, "", table, "", table_notes()] +
+                     (["", "PROBLEMS (these numbers are not valid):"] + bad if bad else [])) + "\n"
+    (args.out / "table.txt").write_text(text)
+    png = plot(args, runs, args.libs)
+    meta = {
+        "command": command, "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine, "loadavg_before": load_before, "loadavg_after": load_after, "quick": args.quick, "ranks": args.ranks, "ops": args.ops,
+        "inherited_env": {k: v for k, v in os.environ.items()
+                          if k.startswith(("NCCL_", "CHORUS_", "OMPI_", "MPIR_", "MPICH_", "UCX_", "GLOO_"))},
+        "runs": [{"lib": r.lib, "op": r.op, "nranks": r.nranks, "version": r.version, "status": r.status,
+                  "command": r.command, "env": r.env, "seconds": round(r.seconds, 1), "log": r.log} for r in runs],
+    }
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
+
+    print()
+    print(text, end="")
+    print(f"\nraw results: {args.out / 'results.csv'} (and results.json with versions and commands)")
+    if png:
+        print(f"curves:      {png}")
+    print(f"took {(datetime.datetime.now().astimezone() - started).total_seconds() / 60:.1f} min")
+    # A peer's wrong result is reported above; only Chorus' own failures fail the command.
+    return 1 if any(run.lib == "chorus" and (run.status != "ok" or any(r["check"] != "ok" for r in run.results))
+                    for run in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
