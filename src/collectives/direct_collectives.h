@@ -5,10 +5,10 @@
 //
 // Prims members (offsets and counts in elements of the datatype):
 //   roundElems(blocks)              elements per piece a round may stage
-//   exchange(pieces, contribute, readsPeers)
+//   exchange(pieces, contribute, readsFrom)
 //                                   stage this rank's pieces (those peers
-//                                   read: not pieces.skip*), then meet
-//                                   (only announce, when it reads nothing)
+//                                   read: not pieces.skip*), announce them,
+//                                   and wait for the peers read this round
 //   reduce(src, dst, n, publish)    output[dst..] = (+) over ranks of input_r[src..]
 //   copyFrom(peer, side, src, dst, n)   peer's input/result [src..] -> output[dst..]
 //   barrier()                       meet again
@@ -30,13 +30,13 @@ ncclResult_t directAllReduce(Prims& prims, int rank, int nranks, size_t count, s
   for (size_t base = 0; base < count; base += round) {
     const size_t m = minSize(round, count - base);
     if (oneShot) {
-      CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true, true));
+      CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true, Prims::kAllPeers));
       CHORUS_PRIM(prims.reduce(base, base, m, false));
       continue;
     }
     // Our own block is read only by us: it is not staged.
     const ChannelSlice mine = channelSlice(m, nranks, rank, align);
-    CHORUS_PRIM(prims.exchange({base, m, 1, 0, base + mine.offset, base + mine.offset + mine.count}, true, true));
+    CHORUS_PRIM(prims.exchange({base, m, 1, 0, base + mine.offset, base + mine.offset + mine.count}, true, Prims::kAllPeers));
     CHORUS_PRIM(prims.reduce(base + mine.offset, base + mine.offset, mine.count, true));
     CHORUS_PRIM(prims.barrier());
     for (int step = 1; step < nranks; ++step) {
@@ -55,7 +55,7 @@ ncclResult_t directAllGather(Prims& prims, int rank, int nranks, size_t count) {
   const size_t round = prims.roundElems(1);
   for (size_t base = 0; base < count; base += round) {
     const size_t m = minSize(round, count - base);
-    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true, true));
+    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true, Prims::kAllPeers));
     for (int step = 0; step < nranks; ++step) {
       const int owner = (rank + step) % nranks;
       CHORUS_PRIM(prims.copyFrom(owner, Prims::Side::Input, base,
@@ -74,7 +74,7 @@ ncclResult_t directReduceScatter(Prims& prims, int rank, int nranks, size_t coun
   for (size_t base = 0; base < count; base += round) {
     const size_t m = minSize(round, count - base);
     const size_t own = static_cast<size_t>(rank) * count + base;
-    CHORUS_PRIM(prims.exchange({base, m, blocks, count, own, own + m}, true, true));
+    CHORUS_PRIM(prims.exchange({base, m, blocks, count, own, own + m}, true, Prims::kAllPeers));
     CHORUS_PRIM(prims.reduce(static_cast<size_t>(rank) * count + base, base, m, false));
   }
   return prims.finish();
@@ -86,7 +86,7 @@ ncclResult_t directBroadcast(Prims& prims, int rank, int root, size_t count) {
   const size_t round = prims.roundElems(1);
   for (size_t base = 0; base < count; base += round) {
     const size_t m = minSize(round, count - base);
-    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank == root, rank != root));
+    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank == root, rank == root ? Prims::kNoPeer : root));
     CHORUS_PRIM(prims.copyFrom(root, Prims::Side::Input, base, base, m));
   }
   return prims.finish();
@@ -98,7 +98,7 @@ ncclResult_t directReduce(Prims& prims, int rank, int root, size_t count) {
   const size_t round = prims.roundElems(1);
   for (size_t base = 0; base < count; base += round) {
     const size_t m = minSize(round, count - base);
-    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank != root, rank == root));
+    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank != root, rank == root ? Prims::kAllPeers : Prims::kNoPeer));
     if (rank == root) CHORUS_PRIM(prims.reduce(base, base, m, false));
   }
   return prims.finish();

@@ -39,10 +39,10 @@ void DirectHostPrims::arrive() {
   wakeSleepers(&mine.phase, &mine.sleepers);
 }
 
-ncclResult_t DirectHostPrims::waitForAll(uint32_t target, const char* what) {
+ncclResult_t DirectHostPrims::waitFor(int peers, uint32_t target, const char* what) {
   NodeArena& arena = *state_->arena;
   for (int r = 0; r < nranks_; ++r) {
-    if (r == rank_) continue;
+    if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
     ArenaRankSlot& peer = arena.slot(r);
     CHORUS_CHECK(waitUntil(&peer.phase, &peer.sleepers, state_->waits[r], what, [&] {
       return reached(__atomic_load_n(&peer.phase, __ATOMIC_ACQUIRE), target);
@@ -53,15 +53,15 @@ ncclResult_t DirectHostPrims::waitForAll(uint32_t target, const char* what) {
 
 ncclResult_t DirectHostPrims::arriveAndWait(const char* what) {
   arrive();
-  return waitForAll(state_->phase, what);
+  return waitFor(kAllPeers, state_->phase, what);
 }
 
-ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribute, bool readsPeers) {
+ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribute, int readsFrom) {
   NodeArena& arena = *state_->arena;
   // This parity's record and staging area last served the round before the
   // previous one; every peer is done with it once it has started the
   // previous round.
-  CHORUS_CHECK(waitForAll(state_->lastExchange, "waiting for a staging area to be released by"));
+  CHORUS_CHECK(waitFor(kAllPeers, state_->lastExchange, "waiting for a staging area to be released by"));
   parity_ = static_cast<int>(state_->rounds++ % kArenaParities);
   round_ = pieces;
   ArenaOpRecord& record = arena.slot(rank_).ops[parity_];
@@ -93,9 +93,10 @@ ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribut
   state_->lastExchange = state_->phase;
   // A rank that only publishes (a Broadcast root, Reduce's other ranks)
   // goes on at once; its readers check its record.
-  if (!readsPeers) return ncclSuccess;
-  CHORUS_CHECK(waitForAll(state_->phase, "waiting to start an operation with"));
+  if (readsFrom == kNoPeer) return ncclSuccess;
+  CHORUS_CHECK(waitFor(readsFrom, state_->phase, "waiting to start an operation with"));
   for (int r = 0; r < nranks_; ++r) {
+    if (readsFrom != kAllPeers && readsFrom != r) continue;
     const ArenaOpRecord& other = arena.slot(r).ops[parity_];
     if (other.kind != record.kind || other.count != record.count || other.type != record.type ||
         other.root != record.root || other.redop != record.redop)

@@ -76,11 +76,15 @@ class DirectHostPrims {
   // Shared mode).
   size_t roundElems(size_t blocks) const;
 
+  // `readsFrom` of exchange: every peer, none, or else the one rank named.
+  static constexpr int kAllPeers = -1;
+  static constexpr int kNoPeer = -2;
+
   // The meeting that starts a round: in Staged mode this rank's pieces are
-  // staged first (none unless `contribute`); then, unless this rank reads
-  // nothing of its peers this round (`readsPeers` false), it waits for every
-  // rank and checks their records against its own.
-  ncclResult_t exchange(const RoundPieces& pieces, bool contribute, bool readsPeers);
+  // staged first (none unless `contribute`); then it waits for the peers it
+  // reads from this round (`readsFrom`) and checks their records against its
+  // own.
+  ncclResult_t exchange(const RoundPieces& pieces, bool contribute, int readsFrom);
   // output[dst..dst+n) = post( pre(in_0[src..]) (+) ... (+) pre(in_last[src..]) )
   // in rank order, so every rank that computes an element gets the same
   // bits. With `publish` (Staged), the result also replaces this rank's
@@ -101,7 +105,8 @@ class DirectHostPrims {
   // Staged: where input element `element` of this round sits in a staging area.
   size_t stagedPosition(size_t element) const;
   void arrive();
-  ncclResult_t waitForAll(uint32_t target, const char* what);
+  // Waits until `peers` (kAllPeers or one rank) have reached phase `target`.
+  ncclResult_t waitFor(int peers, uint32_t target, const char* what);
   ncclResult_t arriveAndWait(const char* what);
   // The operator for rank r's input (its own PreMulSum scalar).
   RedOpArgs opOf(int r) const;

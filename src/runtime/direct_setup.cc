@@ -17,9 +17,11 @@ namespace {
 // a core's cache.
 constexpr size_t kDirectChunkBytes = 64 * 1024;
 constexpr int64_t kMaxStageBytes = int64_t{256} << 20;
-// Polls before yielding when every rank has a core: about 0.5 ms, longer
-// than the usual gap between two ranks reaching a meeting.
-constexpr int kLongSpins = 1 << 14;
+// Waits in a meeting when every rank has a core: poll for tens of
+// microseconds, then yield (the peer may share our core after all) for about
+// a millisecond, then sleep.
+constexpr int kLongSpins = 2048;
+constexpr int kLongYields = 2000;
 
 int usableCpus() {
   cpu_set_t set;
@@ -76,6 +78,7 @@ ncclResult_t setupDirect(ncclComm* comm) {
   // fewer cores, each meeting costs context switches: fewer, larger rounds.
   const bool coreEach = comm->nranks <= usableCpus();
   const int spins = coreEach ? kLongSpins : WaitContext{}.spins;
+  const int yields = coreEach ? kLongYields : WaitContext{}.yields;
   state.roundBytes = coreEach ? std::max<size_t>(stageBytes / 4, 64) : stageBytes;
   for (int r = 0; r < comm->nranks; ++r) {
     WaitContext& wait = state.waits[r];
@@ -84,6 +87,7 @@ ncclResult_t setupDirect(ncclComm* comm) {
     wait.selfRank = comm->rank;
     wait.peerRank = r;
     wait.spins = spins;
+    wait.yields = yields;
     wait.peerPid = comm->peers[r].pid == comm->peers[comm->rank].pid
                        ? 0 : static_cast<pid_t>(comm->peers[r].pid);
   }

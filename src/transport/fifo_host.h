@@ -39,10 +39,12 @@ struct WaitContext {
   int notifyFd = -1;
   // The network connection behind this FIFO, when there is one (null: none).
   const LinkFailure* link = nullptr;
-  // Polls before the first yield: short by default; long where every rank
-  // has a core of its own and waits are expected to be short, so that a
-  // wait ends without a futex wake-up (several microseconds on a VM).
+  // Polls before the first yield, then yields before sleeping: few by
+  // default; more where waits are expected to be short, so that a wait ends
+  // without a futex wake-up (several microseconds on a VM). Yielding, not
+  // spinning, keeps a waiter from holding a core its peer needs.
   int spins = 256;
+  int yields = 4;
 };
 
 class FifoSender {

@@ -31,7 +31,7 @@ ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& co
   }
   // With more ranks than cores the peer may need our core: give it away a
   // few times, then sleep (many yielding waiters only pass the core around).
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < context.yields; ++i) {
     if (ready()) return ncclSuccess;
     sched_yield();
   }
