@@ -43,7 +43,7 @@ void drainSends(ncclComm* comm) {
 }  // namespace
 
 void freeComm(ncclComm* comm) {
-  if (comm->backgroundThread.joinable()) comm->backgroundThread.join();
+  comm->background.finish();
   drainSends(comm);
   comm->alive = 0;
   delete comm;

@@ -11,6 +11,7 @@
 #include "bootstrap/bootstrap.h"
 #include "collectives/direct_host_primitives.h"
 #include "nccl.h"
+#include "runtime/background_queue.h"
 #include "runtime/config.h"
 #include "runtime/op.h"
 #include "transport/shm/node_arena.h"
@@ -96,7 +97,7 @@ struct ncclComm {
   std::string asyncErrorText;  // the message that goes with a failed asyncResult
   std::atomic<bool> abortFlag{false};
   // Runs a non-blocking communicator's init and operations in turn.
-  std::thread backgroundThread;
+  chorus::BackgroundQueue background;
   bool finalized = false;
 
   bool onHost() const { return cudaDev < 0; }

@@ -50,15 +50,10 @@ ncclResult_t runAndRecord(const GroupJob& job) {
 }
 
 // A non-blocking communicator runs its jobs one after the other on its
-// background thread; the next waits for the previous (operations stay in
-// order, and the first one waits for the init).
+// background worker (operations stay in order, and the first one waits for
+// the init).
 void runInBackground(const GroupJob& job) {
-  ncclComm* comm = job.comm;
-  std::thread previous = std::move(comm->backgroundThread);
-  comm->backgroundThread = std::thread([job, previous = std::move(previous)]() mutable {
-    if (previous.joinable()) previous.join();
-    runAndRecord(job);
-  });
+  job.comm->background.post([job] { runAndRecord(job); });
 }
 
 ncclResult_t executeOps(ncclComm* comm, const std::vector<Op>& ops) {
