@@ -6,12 +6,6 @@
 
 namespace {
 
-perf::Layout layout(size_t count, size_t, int) {
-  perf::Layout l;
-  l.sendCount = l.recvCount = l.paramCount = count;
-  return l;
-}
-
 double busFactor(int n) { return 2.0 * (n - 1) / n; }
 
 ncclResult_t run(const perf::Call& c) {
@@ -23,7 +17,7 @@ perf::Want expected(const perf::Expect& e, size_t i) { return e.reduced(i); }
 }  // namespace
 
 int main(int argc, char** argv) {
-  perf::Collective c{"AllReduce", true, false, perf::InPlace::Checked, layout, busFactor, run,
-                     expected};
+  perf::Collective c{"AllReduce", true, false, perf::InPlace::Checked, perf::sameCountLayout,
+                     busFactor, run, expected};
   return perf::perfMain(argc, argv, c);
 }

@@ -6,14 +6,6 @@
 
 namespace {
 
-perf::Layout layout(size_t count, size_t, int) {
-  perf::Layout l;
-  l.sendCount = l.recvCount = l.paramCount = count;
-  return l;
-}
-
-double busFactor(int) { return 1; }
-
 ncclResult_t run(const perf::Call& c) {
   return ncclBroadcast(c.send, c.recv, c.count, c.type, c.root, c.comm, c.stream);
 }
@@ -23,7 +15,7 @@ perf::Want expected(const perf::Expect& e, size_t i) { return e.input(e.root, i)
 }  // namespace
 
 int main(int argc, char** argv) {
-  perf::Collective c{"Broadcast", false, true, perf::InPlace::Checked, layout, busFactor, run,
-                     expected};
+  perf::Collective c{"Broadcast", false, true, perf::InPlace::Checked, perf::sameCountLayout,
+                     perf::unitBusFactor, run, expected};
   return perf::perfMain(argc, argv, c);
 }

@@ -29,6 +29,17 @@ inline size_t blockCount(size_t count, size_t eltSize, int nranks) {
   return (count / static_cast<size_t>(nranks)) & ~(16 / eltSize - 1);
 }
 
+// The layout of collectives whose send, receive and count are all `count`
+// (AllReduce, Broadcast, Reduce, SendRecv).
+inline Layout sameCountLayout(size_t count, size_t, int) {
+  Layout l;
+  l.sendCount = l.recvCount = l.paramCount = count;
+  return l;
+}
+
+// busbw = algbw (Broadcast, Reduce, SendRecv, HyperCube).
+inline double unitBusFactor(int) { return 1; }
+
 // One call on one communicator.
 struct Call {
   const void* send;

@@ -23,8 +23,6 @@ perf::Layout layout(size_t count, size_t eltSize, int n) {
   return l;
 }
 
-double busFactor(int) { return 1; }
-
 double algBytes(const perf::Layout& l, size_t eltSize, int n) {
   return static_cast<double>(l.paramCount) * eltSize * (n - 1);
 }
@@ -73,7 +71,7 @@ perf::Want expected(const perf::Expect& e, size_t i) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  perf::Collective c{"HyperCube", false, false, perf::InPlace::Checked, layout, busFactor, run,
-                     expected, algBytes, steps, unsupported};
+  perf::Collective c{"HyperCube", false, false, perf::InPlace::Checked, layout, perf::unitBusFactor,
+                     run, expected, algBytes, steps, unsupported};
   return perf::perfMain(argc, argv, c);
 }

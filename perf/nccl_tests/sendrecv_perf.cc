@@ -8,14 +8,6 @@
 
 namespace {
 
-perf::Layout layout(size_t count, size_t, int) {
-  perf::Layout l;
-  l.sendCount = l.recvCount = l.paramCount = count;
-  return l;
-}
-
-double busFactor(int) { return 1; }
-
 ncclResult_t run(const perf::Call& c) {
   const int next = (c.rank + 1) % c.nranks, prev = (c.rank + c.nranks - 1) % c.nranks;
   ncclResult_t r = ncclGroupStart();
@@ -33,7 +25,7 @@ perf::Want expected(const perf::Expect& e, size_t i) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  perf::Collective c{"SendRecv", false, false, perf::InPlace::Unchecked, layout, busFactor, run,
-                     expected};
+  perf::Collective c{"SendRecv", false, false, perf::InPlace::Unchecked, perf::sameCountLayout,
+                     perf::unitBusFactor, run, expected};
   return perf::perfMain(argc, argv, c);
 }

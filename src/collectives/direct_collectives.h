@@ -19,6 +19,15 @@
 
 namespace chorus {
 
+// Calls body(base, m) for consecutive rounds [base, base + m) of `count`
+// elements, `round` at most each; stops at the first failure.
+template <typename Body>
+ncclResult_t forEachRound(size_t count, size_t round, Body body) {
+  for (size_t base = 0; base < count; base += round)
+    CHORUS_PRIM(body(base, minSize(round, count - base)));
+  return ncclSuccess;
+}
+
 // One-shot: every rank reduces the whole round (one meeting, n-fold reads;
 // for small messages). Otherwise rank r reduces block r of the round and
 // publishes it, and every rank copies the other finished blocks: each byte
@@ -26,13 +35,10 @@ namespace chorus {
 template <typename Prims>
 ncclResult_t directAllReduce(Prims& prims, int rank, int nranks, size_t count, size_t align,
                              bool oneShot) {
-  const size_t round = prims.roundElems(1);
-  for (size_t base = 0; base < count; base += round) {
-    const size_t m = minSize(round, count - base);
+  CHORUS_PRIM(forEachRound(count, prims.roundElems(1), [&](size_t base, size_t m) {
     if (oneShot) {
       CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true, Prims::kAllPeers));
-      CHORUS_PRIM(prims.reduce(base, base, m, false));
-      continue;
+      return prims.reduce(base, base, m, false);
     }
     // Our own block is read only by us: it is not staged.
     const ChannelSlice mine = channelSlice(m, nranks, rank, align);
@@ -45,23 +51,23 @@ ncclResult_t directAllReduce(Prims& prims, int rank, int nranks, size_t count, s
       CHORUS_PRIM(prims.copyFrom(owner, Prims::Side::Output, base + block.offset,
                                  base + block.offset, block.count));
     }
-  }
+    return ncclSuccess;
+  }));
   return prims.finish();
 }
 
 // Every rank copies every rank's input into its place in the output.
 template <typename Prims>
 ncclResult_t directAllGather(Prims& prims, int rank, int nranks, size_t count) {
-  const size_t round = prims.roundElems(1);
-  for (size_t base = 0; base < count; base += round) {
-    const size_t m = minSize(round, count - base);
+  CHORUS_PRIM(forEachRound(count, prims.roundElems(1), [&](size_t base, size_t m) {
     CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true, Prims::kAllPeers));
     for (int step = 0; step < nranks; ++step) {
       const int owner = (rank + step) % nranks;
       CHORUS_PRIM(prims.copyFrom(owner, Prims::Side::Input, base,
                                  static_cast<size_t>(owner) * count + base, m));
     }
-  }
+    return ncclSuccess;
+  }));
   return prims.finish();
 }
 
@@ -70,37 +76,32 @@ ncclResult_t directAllGather(Prims& prims, int rank, int nranks, size_t count) {
 template <typename Prims>
 ncclResult_t directReduceScatter(Prims& prims, int rank, int nranks, size_t count) {
   const size_t blocks = static_cast<size_t>(nranks);
-  const size_t round = prims.roundElems(blocks);
-  for (size_t base = 0; base < count; base += round) {
-    const size_t m = minSize(round, count - base);
+  CHORUS_PRIM(forEachRound(count, prims.roundElems(blocks), [&](size_t base, size_t m) {
     const size_t own = static_cast<size_t>(rank) * count + base;
     CHORUS_PRIM(prims.exchange({base, m, blocks, count, own, own + m}, true, Prims::kAllPeers));
-    CHORUS_PRIM(prims.reduce(static_cast<size_t>(rank) * count + base, base, m, false));
-  }
+    return prims.reduce(own, base, m, false);
+  }));
   return prims.finish();
 }
 
 // Every rank copies the root's input.
 template <typename Prims>
 ncclResult_t directBroadcast(Prims& prims, int rank, int root, size_t count) {
-  const size_t round = prims.roundElems(1);
-  for (size_t base = 0; base < count; base += round) {
-    const size_t m = minSize(round, count - base);
+  CHORUS_PRIM(forEachRound(count, prims.roundElems(1), [&](size_t base, size_t m) {
     CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank == root, rank == root ? Prims::kNoPeer : root));
-    CHORUS_PRIM(prims.copyFrom(root, Prims::Side::Input, base, base, m));
-  }
+    return prims.copyFrom(root, Prims::Side::Input, base, base, m);
+  }));
   return prims.finish();
 }
 
 // The root reduces every rank's input.
 template <typename Prims>
 ncclResult_t directReduce(Prims& prims, int rank, int root, size_t count) {
-  const size_t round = prims.roundElems(1);
-  for (size_t base = 0; base < count; base += round) {
-    const size_t m = minSize(round, count - base);
-    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank != root, rank == root ? Prims::kAllPeers : Prims::kNoPeer));
-    if (rank == root) CHORUS_PRIM(prims.reduce(base, base, m, false));
-  }
+  CHORUS_PRIM(forEachRound(count, prims.roundElems(1), [&](size_t base, size_t m) {
+    CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank != root,
+                               rank == root ? Prims::kAllPeers : Prims::kNoPeer));
+    return rank == root ? prims.reduce(base, base, m, false) : ncclSuccess;
+  }));
   return prims.finish();
 }
 

@@ -29,16 +29,15 @@ int usableCpus() {
   return std::max(1, CPU_COUNT(&set));
 }
 
-bool everyRankOnThisHost(const ncclComm* comm) {
-  for (const PeerInfo& peer : comm->peers)
-    if (peer.hostHash != comm->peers[comm->rank].hostHash) return false;
-  return true;
+bool sameProcess(const PeerInfo& a, const PeerInfo& b) {
+  return a.hostHash == b.hostHash && a.pid == b.pid;
 }
 
-bool everyRankInThisProcess(const ncclComm* comm) {
+// Whether every rank shares this rank's host (and, with `process`, its process).
+bool everyRankWithUs(const ncclComm* comm, bool process) {
+  const PeerInfo& self = comm->peers[comm->rank];
   for (const PeerInfo& peer : comm->peers)
-    if (peer.hostHash != comm->peers[comm->rank].hostHash || peer.pid != comm->peers[comm->rank].pid)
-      return false;
+    if (peer.hostHash != self.hostHash || (process && !sameProcess(peer, self))) return false;
   return true;
 }
 
@@ -57,11 +56,11 @@ ncclResult_t setupDirect(ncclComm* comm) {
     CHORUS_FAIL(ncclInvalidArgument, "CHORUS_STAGE_BYTES=%lld: must be between 64 and %lld",
                 static_cast<long long>(stage), static_cast<long long>(kMaxStageBytes));
   if (algo == "ring" || comm->nranks == 1 || comm->shmDisabled || !comm->onHost() ||
-      !everyRankOnThisHost(comm))
+      !everyRankWithUs(comm, false))
     return ncclSuccess;
 
   DirectState& state = comm->direct;
-  state.allInThisProcess = everyRankInThisProcess(comm);
+  state.allInThisProcess = everyRankWithUs(comm, true);
   // Ranks of one process read each other's buffers; they stage only
   // one-shot AllReduce messages.
   const size_t oneShotBytes = static_cast<size_t>(oneShot);
@@ -88,7 +87,7 @@ ncclResult_t setupDirect(ncclComm* comm) {
     wait.peerRank = r;
     wait.spins = spins;
     wait.yields = yields;
-    wait.peerPid = comm->peers[r].pid == comm->peers[comm->rank].pid
+    wait.peerPid = sameProcess(comm->peers[r], comm->peers[comm->rank])
                        ? 0 : static_cast<pid_t>(comm->peers[r].pid);
   }
   // Zero-filled, so its pages are faulted in now rather than mid-operation.
