@@ -40,6 +40,10 @@ inline Layout sameCountLayout(size_t count, size_t, int) {
 // busbw = algbw (Broadcast, Reduce, SendRecv, HyperCube).
 inline double unitBusFactor(int) { return 1; }
 
+// busbw = algbw * (n-1)/n: every rank moves all but its own block
+// (AllGather, ReduceScatter, AlltoAll, Gather, Scatter).
+inline double blockBusFactor(int n) { return static_cast<double>(n - 1) / n; }
+
 // One call on one communicator.
 struct Call {
   const void* send;

@@ -16,8 +16,6 @@ perf::Layout layout(size_t count, size_t eltSize, int n) {
   return l;
 }
 
-double busFactor(int n) { return static_cast<double>(n - 1) / n; }
-
 ncclResult_t run(const perf::Call& c) {
   return ncclGather(c.send, c.recv, c.count, c.type, c.root, c.comm, c.stream);
 }
@@ -34,7 +32,7 @@ perf::Want expected(const perf::Expect& e, size_t i) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  perf::Collective c{"Gather", false, true, perf::InPlace::Checked, layout, busFactor, run,
-                     expected};
+  perf::Collective c{"Gather", false, true, perf::InPlace::Checked, layout, perf::blockBusFactor,
+                     run, expected};
   return perf::perfMain(argc, argv, c);
 }

@@ -15,8 +15,6 @@ perf::Layout layout(size_t count, size_t eltSize, int n) {
   return l;
 }
 
-double busFactor(int n) { return static_cast<double>(n - 1) / n; }
-
 ncclResult_t run(const perf::Call& c) {
   return ncclReduceScatter(c.send, c.recv, c.count, c.type, c.op, c.comm, c.stream);
 }
@@ -32,7 +30,7 @@ perf::Want expected(const perf::Expect& e, size_t i) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  perf::Collective c{"ReduceScatter", true, false, perf::InPlace::Checked, layout, busFactor, run,
-                     expected};
+  perf::Collective c{"ReduceScatter", true, false, perf::InPlace::Checked, layout,
+                     perf::blockBusFactor, run, expected};
   return perf::perfMain(argc, argv, c);
 }
