@@ -16,6 +16,10 @@ namespace {
 // Extra time a rank waits for its root's answer beyond the root's own
 // deadline, so that it hears the root name the missing ranks.
 constexpr double kRootReplyGrace = 10.0;
+// How long a rank told of a failed init waits for its process's root to
+// answer the others (the root allows each answer 5 s; answers are small and
+// normally leave at once).
+constexpr double kRootFinishSeconds = 10.0;
 // How long a freshly accepted connection may take to say who it is.
 constexpr double kHelloSeconds = 5.0;
 
@@ -97,7 +101,10 @@ ncclResult_t Bootstrap::registerWithRoots(const std::vector<BootstrapId>& roots,
     if (r == ncclSuccess) r = conns[i].recvAll(&reply, sizeof(reply), replyDeadline, abort_);
     CHORUS_CHECK(withContext(r, rank_, "waiting for the bootstrap root"));
     reply.message[sizeof(reply.message) - 1] = '\0';
-    if (!reply.ok) CHORUS_FAIL(ncclRemoteError, "rank %d: %s", rank_, reply.message);
+    if (!reply.ok) {
+      awaitLocalRoot(roots[rootsToJoin[i]].magic, kRootFinishSeconds);
+      CHORUS_FAIL(ncclRemoteError, "rank %d: %s", rank_, reply.message);
+    }
     if (rootsToJoin[i] == mine) *next = reply.next;
   }
   return ncclSuccess;

@@ -1,7 +1,12 @@
 #include "bootstrap/root.h"
 
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +19,19 @@
 
 namespace chorus {
 namespace {
+
+// The roots this process serves, by magic, with the process that started
+// each: a child forked after startRoot inherits the entry but not the thread.
+struct LocalRoots {
+  std::mutex mutex;
+  std::condition_variable finished;
+  std::map<uint64_t, pid_t> serving;
+};
+
+LocalRoots& localRoots() {
+  static LocalRoots* roots = new LocalRoots();  // never destroyed: detached threads use it
+  return *roots;
+}
 
 // A registration held until every expected rank has arrived.
 struct Arrival {
@@ -38,13 +56,22 @@ class Root {
       admit(std::move(conn));
       if (complete()) {
         replyToAll();
+        markFinished();
         return;
       }
     }
     failAll(timeout);
+    markFinished();
   }
 
  private:
+  void markFinished() {
+    LocalRoots& roots = localRoots();
+    std::lock_guard<std::mutex> lock(roots.mutex);
+    roots.serving.erase(magic_);
+    roots.finished.notify_all();
+  }
+
   // Reads one registration; a connection with a wrong magic or a rank that
   // does not fit is answered (when it can be) and dropped.
   void admit(Socket conn) {
@@ -187,8 +214,22 @@ ncclResult_t startRoot(const SocketAddress& addr, uint64_t magic, SocketAddress*
   INFO(kLogBootstrap, "bootstrap root listening on %s", addressToString(*bound).c_str());
   const double timeout = static_cast<double>(settingInt("CHORUS_TIMEOUT"));
   auto root = std::make_shared<Root>(std::move(listener), magic, timeout);
+  {
+    LocalRoots& roots = localRoots();
+    std::lock_guard<std::mutex> lock(roots.mutex);
+    roots.serving[magic] = getpid();
+  }
   std::thread([root] { root->run(); }).detach();
   return ncclSuccess;
+}
+
+void awaitLocalRoot(uint64_t magic, double seconds) {
+  LocalRoots& roots = localRoots();
+  std::unique_lock<std::mutex> lock(roots.mutex);
+  roots.finished.wait_for(lock, std::chrono::duration<double>(seconds), [&] {
+    auto it = roots.serving.find(magic);
+    return it == roots.serving.end() || it->second != getpid();
+  });
 }
 
 }  // namespace chorus

@@ -23,6 +23,12 @@ namespace chorus {
 // its ranks are served or the deadline passes. `bound` gets the address taken.
 ncclResult_t startRoot(const SocketAddress& addr, uint64_t magic, SocketAddress* bound);
 
+// When this process runs the root for `magic`, waits (at most `seconds`)
+// until it has answered every rank. A rank told that init failed calls this
+// before returning, so that its process, which may exit at once, does not
+// take the root down before the other ranks have heard why.
+void awaitLocalRoot(uint64_t magic, double seconds);
+
 // The range of ranks root `rootIndex` serves: [*first, *last).
 void rootRange(int nranks, int nroots, int rootIndex, int* first, int* last);
 // The root that serves `rank`.
