@@ -33,9 +33,11 @@ size_t DirectHostPrims::roundElems(size_t blocks) const {
   return std::max<size_t>(1, state_->roundBytes / (std::max<size_t>(blocks, 1) * elemSize_));
 }
 
-void DirectHostPrims::arrive() {
+void DirectHostPrims::arrive(uint32_t* seq) {
   ArenaRankSlot& mine = state_->arena->slot(rank_);
-  __atomic_store_n(&mine.phase, ++state_->phase, __ATOMIC_RELEASE);  // publishes record and staging
+  ++state_->phase;
+  if (seq != nullptr) __atomic_store_n(seq, state_->phase, __ATOMIC_RELEASE);  // publishes the line
+  __atomic_store_n(&mine.phase, state_->phase, __ATOMIC_RELEASE);  // and the staging area
   wakeSleepers(&mine.phase, &mine.sleepers);
 }
 
@@ -43,10 +45,29 @@ ncclResult_t DirectHostPrims::waitFor(int peers, uint32_t target, const char* wh
   NodeArena& arena = *state_->arena;
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
+    // Phases only grow: what was seen before may already answer, and then
+    // the peer's counter (a cache line it keeps writing) is not read.
+    uint32_t& seen = state_->seenPhase[r];
+    if (reached(seen, target)) continue;
     ArenaRankSlot& peer = arena.slot(r);
     CHORUS_CHECK(waitUntil(&peer.phase, &peer.sleepers, state_->waits[r], what, [&] {
-      return reached(__atomic_load_n(&peer.phase, __ATOMIC_ACQUIRE), target);
+      seen = __atomic_load_n(&peer.phase, __ATOMIC_ACQUIRE);
+      return reached(seen, target);
     }));
+  }
+  return ncclSuccess;
+}
+
+ncclResult_t DirectHostPrims::waitForLines(int peers, uint32_t target) {
+  for (int r = 0; r < nranks_; ++r) {
+    if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
+    // The owner stores the line's sequence before its phase: sleeping on
+    // the phase counter misses no update of the line.
+    ArenaRankSlot& peer = state_->arena->slot(r);
+    const uint32_t* seq = &peer.lines[line_].seq;
+    CHORUS_CHECK(waitUntil(&peer.phase, &peer.sleepers, state_->waits[r],
+                           "waiting to start an operation with",
+                           [&] { return reached(__atomic_load_n(seq, __ATOMIC_ACQUIRE), target); }));
   }
   return ncclSuccess;
 }
@@ -57,69 +78,90 @@ ncclResult_t DirectHostPrims::arriveAndWait(const char* what) {
 }
 
 ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribute, int readsFrom) {
-  NodeArena& arena = *state_->arena;
-  // This parity's record and staging area last served the round before the
-  // previous one; every peer is done with it once it has started the
-  // previous round.
-  CHORUS_CHECK(waitFor(kAllPeers, state_->lastExchange, "waiting for a staging area to be released by"));
-  parity_ = static_cast<int>(state_->rounds++ % kArenaParities);
+  const uint64_t round = state_->rounds++;
+  line_ = static_cast<int>(round % kArenaLines);
+  parity_ = static_cast<int>(round % kArenaParities);
   round_ = pieces;
-  ArenaOpRecord& record = arena.slot(rank_).ops[parity_];
-  record.input = reinterpret_cast<uint64_t>(input_);
-  record.output = reinterpret_cast<uint64_t>(output_);
-  record.count = shape_.count;
-  record.kind = shape_.kind;
-  record.type = shape_.type;
-  record.root = shape_.root;
-  record.redop = static_cast<int32_t>(shape_.redop);
-  record.scalar = op_.scalar;
-  if (!shared_ && contribute) {
-    const size_t bytes = pieces.count * elemSize_;
-    if (bytes * pieces.blocks > arena.stageBytes())
-      CHORUS_FAIL(ncclInternalError, "rank %d: a round of %zu bytes does not fit the %zu-byte "
-                  "staging area", rank_, bytes * pieces.blocks, arena.stageBytes());
-    char* staging = arena.staging(rank_, parity_);
-    for (size_t b = 0; b < pieces.blocks; ++b) {
-      const size_t begin = pieces.base + b * pieces.stride, end = begin + pieces.count;
-      // Up to two parts: before and after the skipped range.
-      const size_t cut1 = std::min(std::max(pieces.skipBegin, begin), end);
-      const size_t cut2 = std::min(std::max(pieces.skipEnd, cut1), end);
-      char* to = staging + b * bytes;
-      memcpy(to, input_ + begin * elemSize_, (cut1 - begin) * elemSize_);
-      memcpy(to + (cut2 - begin) * elemSize_, input_ + cut2 * elemSize_, (end - cut2) * elemSize_);
-    }
-  }
-  arrive();
-  state_->lastExchange = state_->phase;
+  inline_ = !shared_ && pieces.count * pieces.blocks * elemSize_ <= kArenaInlineBytes;
+  // Peers are done with a line once they have started the round after the
+  // one it served (kArenaLines - 1 rounds ago), and with a staging area
+  // once they have started the previous round.
+  const uint64_t released = inline_ ? round + 1 : round + kArenaLines - 1;
+  CHORUS_CHECK(waitFor(kAllPeers, state_->roundPhase[released % kArenaLines],
+                       "waiting for a staging area to be released by"));
+  CHORUS_CHECK(publishRound(pieces, contribute));
+  arrive(&lineOf(rank_).seq);
+  state_->roundPhase[line_] = state_->phase;
   // A rank that only publishes (a Broadcast root, Reduce's other ranks)
   // goes on at once; its readers check its record.
   if (readsFrom == kNoPeer) return ncclSuccess;
-  CHORUS_CHECK(waitFor(readsFrom, state_->phase, "waiting to start an operation with"));
+  CHORUS_CHECK(waitForLines(readsFrom, state_->phase));
+  return checkRecords(readsFrom);
+}
+
+ncclResult_t DirectHostPrims::publishRound(const RoundPieces& pieces, bool contribute) {
+  ArenaOpLine& line = lineOf(rank_);
+  line.kind = static_cast<int8_t>(shape_.kind);
+  line.type = static_cast<int8_t>(shape_.type);
+  line.redop = static_cast<int8_t>(shape_.redop);
+  line.root = shape_.root;
+  line.count = shape_.count;
+  line.scalar = op_.scalar;
+  if (shared_) {
+    line.buffers.input = reinterpret_cast<uint64_t>(input_);
+    line.buffers.output = reinterpret_cast<uint64_t>(output_);
+    return ncclSuccess;
+  }
+  if (!contribute) return ncclSuccess;
+  const size_t bytes = pieces.count * elemSize_;
+  if (bytes * pieces.blocks > state_->arena->stageBytes())
+    CHORUS_FAIL(ncclInternalError, "rank %d: a round of %zu bytes does not fit the %zu-byte "
+                "staging area", rank_, bytes * pieces.blocks, state_->arena->stageBytes());
+  char* staging = stagedBase(rank_);
+  for (size_t b = 0; b < pieces.blocks; ++b) {
+    const size_t begin = pieces.base + b * pieces.stride, end = begin + pieces.count;
+    // Up to two parts: before and after the skipped range.
+    const size_t cut1 = std::min(std::max(pieces.skipBegin, begin), end);
+    const size_t cut2 = std::min(std::max(pieces.skipEnd, cut1), end);
+    char* to = staging + b * bytes;
+    memcpy(to, input_ + begin * elemSize_, (cut1 - begin) * elemSize_);
+    memcpy(to + (cut2 - begin) * elemSize_, input_ + cut2 * elemSize_, (end - cut2) * elemSize_);
+  }
+  return ncclSuccess;
+}
+
+ncclResult_t DirectHostPrims::checkRecords(int peers) const {
+  const ArenaOpLine& mine = lineOf(rank_);
   for (int r = 0; r < nranks_; ++r) {
-    if (readsFrom != kAllPeers && readsFrom != r) continue;
-    const ArenaOpRecord& other = arena.slot(r).ops[parity_];
-    if (other.kind != record.kind || other.count != record.count || other.type != record.type ||
-        other.root != record.root || other.redop != record.redop)
+    if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
+    const ArenaOpLine& other = lineOf(r);
+    if (other.kind != mine.kind || other.count != mine.count || other.type != mine.type ||
+        other.root != mine.root || other.redop != mine.redop)
       CHORUS_FAIL(ncclInvalidUsage,
                   "rank %d runs an operation (kind %d, count %llu, type %d, root %d, op %d) that "
                   "differs from rank %d's (kind %d, count %llu, type %d, root %d, op %d): do all "
                   "ranks call the same collectives in the same order with the same arguments?",
-                  rank_, record.kind, static_cast<unsigned long long>(record.count), record.type,
-                  record.root, record.redop, r, other.kind,
-                  static_cast<unsigned long long>(other.count), other.type, other.root, other.redop);
+                  rank_, mine.kind, static_cast<unsigned long long>(mine.count), mine.type,
+                  mine.root, mine.redop, r, other.kind, static_cast<unsigned long long>(other.count),
+                  other.type, other.root, other.redop);
   }
   return ncclSuccess;
+}
+
+char* DirectHostPrims::stagedBase(int r) const {
+  return inline_ ? lineOf(r).inlineData : state_->arena->staging(r, parity_);
 }
 
 const char* DirectHostPrims::dataOf(int r, Side side, size_t element) const {
   if (r == rank_)
     return (side == Side::Input ? input_ : output_) + element * elemSize_;
   if (shared_) {
-    const ArenaOpRecord& record = state_->arena->slot(r).ops[parity_];
-    return reinterpret_cast<const char*>(side == Side::Input ? record.input : record.output) +
+    const ArenaOpLine& line = lineOf(r);
+    return reinterpret_cast<const char*>(side == Side::Input ? line.buffers.input
+                                                             : line.buffers.output) +
            element * elemSize_;
   }
-  return state_->arena->staging(r, parity_) + stagedPosition(element) * elemSize_;
+  return stagedBase(r) + stagedPosition(element) * elemSize_;
 }
 
 size_t DirectHostPrims::stagedPosition(size_t element) const {
@@ -132,7 +174,7 @@ size_t DirectHostPrims::stagedPosition(size_t element) const {
 RedOpArgs DirectHostPrims::opOf(int r) const {
   // PreMulSum scales each rank's input by that rank's own scalar.
   RedOpArgs op = op_;
-  if (op.kind == RedOpKind::PreMulSum && r != rank_) op.scalar = state_->arena->slot(r).ops[parity_].scalar;
+  if (op.kind == RedOpKind::PreMulSum && r != rank_) op.scalar = lineOf(r).scalar;
   return op;
 }
 
@@ -158,8 +200,7 @@ ncclResult_t DirectHostPrims::reduce(size_t src, size_t dst, size_t n, bool publ
       reduceCopy(opOf(r), accumulator, dataOf(r, Side::Input, src + i), true,
                  r == last ? to : accumulator, r == last, m);
     if (publish && !shared_)
-      memcpy(state_->arena->staging(rank_, parity_) + stagedPosition(src + i) * elemSize_, to,
-             m * elemSize_);
+      memcpy(stagedBase(rank_) + stagedPosition(src + i) * elemSize_, to, m * elemSize_);
   }
   return ncclSuccess;
 }

@@ -5,9 +5,10 @@
 // Two modes:
 //   Staged  (ranks in several processes) an operation runs in rounds; in
 //           each, every rank copies a piece of its input into its arena
-//           staging area, and peers read it (and results published there)
-//           with plain loads. A round's pieces fit in cache, so the data
-//           crosses memory about once in and once out.
+//           staging area (or its operation line, when it fits there), and
+//           peers read it (and results published there) with plain loads.
+//           A round's pieces fit in cache, so the data crosses memory about
+//           once in and once out.
 //   Shared  (every rank in this process; not for one-shot AllReduce) ranks
 //           publish their buffer addresses and read each other's buffers
 //           directly; one round, and a last meeting so that buffers outlive
@@ -33,8 +34,9 @@ struct DirectState {
   std::vector<WaitContext> waits;  // per rank, for waiting on its phase counter
   bool allInThisProcess = false;   // Shared mode possible
   uint32_t phase = 0;              // this rank's meetings so far (mirrors its arena slot)
-  uint32_t lastExchange = 0;       // `phase` when it last started a round
-  uint64_t rounds = 0;             // rounds run through the arena (parity = rounds % 2)
+  std::vector<uint32_t> seenPhase; // per rank: the latest phase read from its slot
+  uint64_t rounds = 0;             // rounds run through the arena (line = rounds % kArenaLines)
+  uint32_t roundPhase[kArenaLines] = {};  // `phase` when round (index) last started
   size_t roundBytes = 0;           // the most one round stages per rank (<= the staging area)
   char* scratch = nullptr;         // an accumulator of chunkBytes
   size_t chunkBytes = 0;
@@ -104,9 +106,18 @@ class DirectHostPrims {
   const char* dataOf(int r, Side side, size_t element) const;
   // Staged: where input element `element` of this round sits in a staging area.
   size_t stagedPosition(size_t element) const;
-  void arrive();
+  // Staged: where rank r's pieces of this round are (its line or staging area).
+  char* stagedBase(int r) const;
+  ArenaOpLine& lineOf(int r) const { return state_->arena->slot(r).lines[line_]; }
+  // Publishes the phase (after `seq`, when given: the round's line).
+  void arrive(uint32_t* seq = nullptr);
   // Waits until `peers` (kAllPeers or one rank) have reached phase `target`.
   ncclResult_t waitFor(int peers, uint32_t target, const char* what);
+  // Waits until `peers` have published this round's line.
+  ncclResult_t waitForLines(int peers, uint32_t target);
+  // Fills this rank's line (and staging area) for the round.
+  ncclResult_t publishRound(const RoundPieces& pieces, bool contribute);
+  ncclResult_t checkRecords(int peers) const;
   ncclResult_t arriveAndWait(const char* what);
   // The operator for rank r's input (its own PreMulSum scalar).
   RedOpArgs opOf(int r) const;
@@ -119,7 +130,9 @@ class DirectHostPrims {
   char* output_;
   RedOpArgs op_;
   size_t elemSize_;
-  int parity_ = 0;
+  int parity_ = 0;     // staging area of this round
+  int line_ = 0;       // operation line of this round
+  bool inline_ = false;  // this round's pieces travel in the lines
   RoundPieces round_{};
 };
 

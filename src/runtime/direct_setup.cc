@@ -72,6 +72,7 @@ ncclResult_t setupDirect(ncclComm* comm) {
 
   state.arena = comm->arena.get();
   state.waits.resize(comm->nranks);
+  state.seenPhase.assign(comm->nranks, 0);
   // With a core per rank, meetings are cheap and smaller rounds let one
   // rank fill a staging area while another empties the previous one; with
   // fewer cores, each meeting costs context switches: fewer, larger rounds.

@@ -3,7 +3,10 @@
 // sizes 0, 1, odd and large, every root, in place and out of place, one and
 // several channels, shared memory and sockets.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "harness/collective_check.h"
@@ -180,6 +183,68 @@ TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
   ScopedEnv stage("CHORUS_STAGE_BYTES", "4160");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// Small operations travel in the ranks' operation lines, which a publishing
+// rank (a Broadcast root, Reduce's other ranks) may run several rounds
+// ahead through; runs of them, with roots and sizes changing (up to and past
+// what fits inline) and larger staged ones between, are all exact.
+TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
+    const Coll colls[] = {Coll::Broadcast, Coll::Reduce, Coll::Broadcast, Coll::AllReduce,
+                          Coll::AllGather, Coll::ReduceScatter};
+    for (int i = 0; i < 240 && ctx.failures.empty(); ++i) {
+      const Coll coll = colls[i % 6];
+      // int32 counts 1..10 straddle the 32 inline bytes; every 17th is staged.
+      const size_t count = i % 17 == 16 ? 3001 : static_cast<size_t>(1 + i % 10);
+      const CollCase c{coll, ncclInt32, ncclSum, count, (i / 6) % ctx.nranks, i % 4 == 0};
+      runAndCheck(ctx, comm, c);
+      if (!ctx.failures.empty()) ctx.fail("at operation " + std::to_string(i) + ": " + describe(c));
+    }
+    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A Broadcast root and Reduce's other ranks only publish: they run ahead of
+// slow readers through the operation lines, never further than the lines
+// they have. Each operation carries values of its own, so a line reused
+// too early would show.
+TEST(CollectivesDirect, PublishersRunAheadOfSlowReadersWithoutOverwritingThem) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
+    const int root = 1;
+    for (int i = 0; i < 120 && ctx.failures.empty(); ++i) {
+      const bool broadcast = (i / 40) % 2 == 0;  // 40 Broadcasts, 40 Reduces, 40 Broadcasts
+      const size_t count = static_cast<size_t>(1 + i % 8);  // int32: 4..32 bytes
+      // Readers fall behind now and then, so that publishers run ahead.
+      const bool reader = broadcast ? ctx.rank != root : ctx.rank == root;
+      if (reader && i % 10 == 3) usleep(20000);
+      std::vector<int32_t> in(count), out(count, -1);
+      for (size_t j = 0; j < count; ++j) in[j] = i * 1000 + ctx.rank * 100 + static_cast<int32_t>(j);
+      ncclResult_t r = broadcast
+          ? ncclBroadcast(in.data(), out.data(), count, ncclInt32, root, comm, nullptr)
+          : ncclReduce(in.data(), out.data(), count, ncclInt32, ncclSum, root, comm, nullptr);
+      if (!ctx.checkNccl(r, "operation " + std::to_string(i))) break;
+      if (!broadcast && ctx.rank != root) continue;
+      for (size_t j = 0; j < count; ++j) {
+        const int32_t element = i * 1000 + static_cast<int32_t>(j);
+        const int32_t expected = broadcast ? element + root * 100
+                                           : ctx.nranks * element + 100 * (ctx.nranks * (ctx.nranks - 1) / 2);
+        if (!ctx.check(out[j] == expected, "operation " + std::to_string(i) + " element " +
+                                               std::to_string(j) + ": " + std::to_string(out[j]) +
+                                               ", expected " + std::to_string(expected)))
+          break;
+      }
+    }
+    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+  });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 

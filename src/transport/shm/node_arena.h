@@ -1,10 +1,16 @@
 // One shared-memory segment for all ranks of a communicator that live on one
-// host: per rank a phase counter (the ranks' meeting point), a record of the
-// operation it is running (with the addresses of its buffers, for ranks of
-// one process that read each other's buffers in place), and two staging
-// areas for data copied through the arena. Rounds of operations alternate
-// between the two records and staging areas ("parity"), so a rank may start
-// round k+1 while a slower peer still reads what it published for round k.
+// host: per rank a phase counter (the ranks' meeting point), a ring of
+// operation lines, and two staging areas for data copied through the arena.
+//
+// An operation line is one cache line: the record of the round a rank runs
+// (with the addresses of its buffers, for ranks of one process that read
+// each other's buffers in place), up to kArenaInlineBytes of its data, and
+// a sequence word stored last. A peer that waits on the sequence word finds
+// the record and a small message in the same line, so a small operation
+// costs one cache-line transfer per peer. Rounds take lines in turn, so a
+// rank that only publishes may run up to kArenaLines - 1 rounds ahead of its
+// readers; rounds that stage more than fits inline alternate between the two
+// staging areas ("parity") and run at most one round ahead.
 #pragma once
 
 #include <cstddef>
@@ -19,25 +25,36 @@ namespace chorus {
 class Bootstrap;
 
 constexpr int kArenaParities = 2;
+constexpr int kArenaLines = 8;
+constexpr size_t kArenaInlineBytes = 32;
 
-// What a rank publishes about the operation it runs (addresses are in its
-// own address space).
-struct ArenaOpRecord {
-  uint64_t input;
-  uint64_t output;
-  uint64_t count;
-  int32_t kind;
-  int32_t type;
+// What a rank publishes about the round it runs, and (Staged mode) up to
+// kArenaInlineBytes of that round's data.
+struct alignas(64) ArenaOpLine {
+  uint32_t seq;  // release-stored last: the owner's phase once the round is published
+  int8_t kind;
+  int8_t type;
+  int8_t redop;
+  int8_t pad;
   int32_t root;
-  int32_t redop;
+  uint32_t pad2;
+  uint64_t count;
   uint64_t scalar;  // PreMulSum: this rank's own scalar (each rank scales its own input)
+  union {
+    struct {  // Shared mode: the owner's buffers (in its own address space)
+      uint64_t input;
+      uint64_t output;
+    } buffers;
+    char inlineData[kArenaInlineBytes];  // Staged mode, small rounds
+  };
 };
+static_assert(sizeof(ArenaOpLine) == 64, "an operation line is one cache line");
 
 struct alignas(64) ArenaRankSlot {
   uint32_t phase;     // release-stored by the owner: barriers it has reached
   uint32_t sleepers;  // peers asleep on `phase`
   char pad0[56];
-  ArenaOpRecord ops[kArenaParities];
+  ArenaOpLine lines[kArenaLines];
 };
 
 class NodeArena {
