@@ -66,6 +66,16 @@ std::vector<CollCase> matrix(int nranks, bool full) {
   return cases;
 }
 
+// For tests of thousands of small hand-offs between more ranks than cores:
+// each may cost a context switch, which a loaded machine or the sanitizers
+// make several times slower (17 s alone under ASan, over 120 s beside three
+// busy loops). ctest's own limit for these tests is 300 s.
+RankOptions manyHandOffs() {
+  RankOptions options;
+  options.timeoutSeconds = 280;
+  return options;
+}
+
 void runMatrix(RankContext& ctx, bool full) {
   ncclComm_t comm = nullptr;
   if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
@@ -148,7 +158,7 @@ TEST(CollectivesSmallSlots, ManySlotsPerChunkAndWrapAroundTheFifo) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv ring("CHORUS_HOST_ALGO", "ring");
   ScopedEnv buff("NCCL_BUFFSIZE", "16384");  // 2 KiB slots
-  auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); });
+  auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); }, manyHandOffs());
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
@@ -182,7 +192,7 @@ TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv stage("CHORUS_STAGE_BYTES", "4160");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
-  auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); });
+  auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); }, manyHandOffs());
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
