@@ -65,12 +65,19 @@ CHORUS_HOST_DEVICE CHORUS_INLINE C add(C a, C b) {
   }
 }
 
+// On the device the product is never contracted with a following sum into
+// one fma (nvcc does that to a * b + c by default): PreMulSum must round the
+// product and the sum separately, as the host does.
 template <typename C>
 CHORUS_HOST_DEVICE CHORUS_INLINE C mul(C a, C b) {
   if constexpr (std::is_integral<C>::value) {
     using U = typename std::make_unsigned<C>::type;
     return C(U(a) * U(b));
   } else {
+#if defined(__CUDA_ARCH__)
+    if constexpr (std::is_same<C, float>::value) return __fmul_rn(a, b);
+    if constexpr (std::is_same<C, double>::value) return __dmul_rn(a, b);
+#endif
     return a * b;
   }
 }
