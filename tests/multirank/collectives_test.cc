@@ -76,14 +76,22 @@ RankOptions manyHandOffs() {
   return options;
 }
 
-void runMatrix(RankContext& ctx, bool full) {
+// Runs body(comm) on a communicator of every rank of ctx, then destroys it.
+template <typename Body>
+void onComm(RankContext& ctx, Body body) {
   ncclComm_t comm = nullptr;
   if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
-  for (const CollCase& c : matrix(ctx.nranks, full)) {
-    runAndCheck(ctx, comm, c);
-    if (ctx.failures.size() > 5) break;
-  }
+  body(comm);
   ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+}
+
+void runMatrix(RankContext& ctx, bool full) {
+  onComm(ctx, [&](ncclComm_t comm) {
+    for (const CollCase& c : matrix(ctx.nranks, full)) {
+      runAndCheck(ctx, comm, c);
+      if (ctx.failures.size() > 5) break;
+    }
+  });
 }
 
 class CollectivesOnProcesses : public ::testing::TestWithParam<int> {};
@@ -203,19 +211,18 @@ TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
 TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   auto failures = runRankProcesses(3, [](RankContext& ctx) {
-    ncclComm_t comm = nullptr;
-    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
-    const Coll colls[] = {Coll::Broadcast, Coll::Reduce, Coll::Broadcast, Coll::AllReduce,
-                          Coll::AllGather, Coll::ReduceScatter};
-    for (int i = 0; i < 240 && ctx.failures.empty(); ++i) {
-      const Coll coll = colls[i % 6];
-      // int32 counts 1..10 straddle the 32 inline bytes; every 17th is staged.
-      const size_t count = i % 17 == 16 ? 3001 : static_cast<size_t>(1 + i % 10);
-      const CollCase c{coll, ncclInt32, ncclSum, count, (i / 6) % ctx.nranks, i % 4 == 0};
-      runAndCheck(ctx, comm, c);
-      if (!ctx.failures.empty()) ctx.fail("at operation " + std::to_string(i) + ": " + describe(c));
-    }
-    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+    onComm(ctx, [&](ncclComm_t comm) {
+      const Coll colls[] = {Coll::Broadcast, Coll::Reduce, Coll::Broadcast, Coll::AllReduce,
+                            Coll::AllGather, Coll::ReduceScatter};
+      for (int i = 0; i < 240 && ctx.failures.empty(); ++i) {
+        const Coll coll = colls[i % 6];
+        // int32 counts 1..10 straddle the 32 inline bytes; every 17th is staged.
+        const size_t count = i % 17 == 16 ? 3001 : static_cast<size_t>(1 + i % 10);
+        const CollCase c{coll, ncclInt32, ncclSum, count, (i / 6) % ctx.nranks, i % 4 == 0};
+        runAndCheck(ctx, comm, c);
+        if (!ctx.failures.empty()) ctx.fail("at operation " + std::to_string(i) + ": " + describe(c));
+      }
+    });
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
@@ -227,33 +234,32 @@ TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
 TEST(CollectivesDirect, PublishersRunAheadOfSlowReadersWithoutOverwritingThem) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   auto failures = runRankProcesses(3, [](RankContext& ctx) {
-    ncclComm_t comm = nullptr;
-    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
-    const int root = 1;
-    for (int i = 0; i < 120 && ctx.failures.empty(); ++i) {
-      const bool broadcast = (i / 40) % 2 == 0;  // 40 Broadcasts, 40 Reduces, 40 Broadcasts
-      const size_t count = static_cast<size_t>(1 + i % 8);  // int32: 4..32 bytes
-      // Readers fall behind now and then, so that publishers run ahead.
-      const bool reader = broadcast ? ctx.rank != root : ctx.rank == root;
-      if (reader && i % 10 == 3) usleep(20000);
-      std::vector<int32_t> in(count), out(count, -1);
-      for (size_t j = 0; j < count; ++j) in[j] = i * 1000 + ctx.rank * 100 + static_cast<int32_t>(j);
-      ncclResult_t r = broadcast
-          ? ncclBroadcast(in.data(), out.data(), count, ncclInt32, root, comm, nullptr)
-          : ncclReduce(in.data(), out.data(), count, ncclInt32, ncclSum, root, comm, nullptr);
-      if (!ctx.checkNccl(r, "operation " + std::to_string(i))) break;
-      if (!broadcast && ctx.rank != root) continue;
-      for (size_t j = 0; j < count; ++j) {
-        const int32_t element = i * 1000 + static_cast<int32_t>(j);
-        const int32_t expected = broadcast ? element + root * 100
-                                           : ctx.nranks * element + 100 * (ctx.nranks * (ctx.nranks - 1) / 2);
-        if (!ctx.check(out[j] == expected, "operation " + std::to_string(i) + " element " +
-                                               std::to_string(j) + ": " + std::to_string(out[j]) +
-                                               ", expected " + std::to_string(expected)))
-          break;
+    onComm(ctx, [&](ncclComm_t comm) {
+      const int root = 1;
+      for (int i = 0; i < 120 && ctx.failures.empty(); ++i) {
+        const bool broadcast = (i / 40) % 2 == 0;  // 40 Broadcasts, 40 Reduces, 40 Broadcasts
+        const size_t count = static_cast<size_t>(1 + i % 8);  // int32: 4..32 bytes
+        // Readers fall behind now and then, so that publishers run ahead.
+        const bool reader = broadcast ? ctx.rank != root : ctx.rank == root;
+        if (reader && i % 10 == 3) usleep(20000);
+        std::vector<int32_t> in(count), out(count, -1);
+        for (size_t j = 0; j < count; ++j) in[j] = i * 1000 + ctx.rank * 100 + static_cast<int32_t>(j);
+        ncclResult_t r = broadcast
+            ? ncclBroadcast(in.data(), out.data(), count, ncclInt32, root, comm, nullptr)
+            : ncclReduce(in.data(), out.data(), count, ncclInt32, ncclSum, root, comm, nullptr);
+        if (!ctx.checkNccl(r, "operation " + std::to_string(i))) break;
+        if (!broadcast && ctx.rank != root) continue;
+        for (size_t j = 0; j < count; ++j) {
+          const int32_t element = i * 1000 + static_cast<int32_t>(j);
+          const int32_t expected = broadcast ? element + root * 100
+                                             : ctx.nranks * element + 100 * (ctx.nranks * (ctx.nranks - 1) / 2);
+          if (!ctx.check(out[j] == expected, "operation " + std::to_string(i) + " element " +
+                                                 std::to_string(j) + ": " + std::to_string(out[j]) +
+                                                 ", expected " + std::to_string(expected)))
+            break;
+        }
       }
-    }
-    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+    });
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
