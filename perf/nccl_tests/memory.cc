@@ -99,7 +99,10 @@ bool Memory::alloc(size_t bytes, void** ptr, std::string* error) {
 #ifdef CHORUS_PERF_CUDA
   return ok(cudaSetDevice(device_), "cudaSetDevice", error) &&
          ok(cudaMalloc(ptr, rounded), "cudaMalloc", error) &&
-         ok(cudaMemset(*ptr, 0, rounded), "cudaMemset", error);
+         ok(cudaMemset(*ptr, 0, rounded), "cudaMemset", error) &&
+         // The memset may still run when it returns; later uploads go on
+         // another stream that is not ordered after it.
+         ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize", error);
 #else
   *error = "device buffers need a CUDA build";
   return false;
@@ -123,7 +126,12 @@ bool Memory::upload(void* dst, const void* host, size_t bytes, std::string* erro
     return true;
   }
 #ifdef CHORUS_PERF_CUDA
-  return ok(cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy", error);
+  // On this rank's stream, and waited for: a plain cudaMemcpy from pageable
+  // memory may return before the data reaches the device, and the stream
+  // (non-blocking) is not ordered after the legacy stream it runs on.
+  return ok(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync",
+            error) &&
+         ok(cudaStreamSynchronize(stream_), "cudaStreamSynchronize", error);
 #else
   *error = "device buffers need a CUDA build";
   return false;
