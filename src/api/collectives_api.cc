@@ -10,6 +10,7 @@
 #include "collectives/reduce_ops.h"
 #include "common/result.h"
 #include "runtime/comm.h"
+#include "runtime/device.h"
 #include "runtime/group.h"
 
 using namespace chorus;
@@ -34,9 +35,14 @@ ncclResult_t checkType(ncclDataType_t type, const char* caller) {
   return ncclSuccess;
 }
 
-ncclResult_t checkBuffer(const void* buffer, size_t count, const char* caller, const char* name) {
-  if (count > 0 && buffer == nullptr)
+// A buffer the operation reads or writes (count > 0): not NULL, and on a
+// device communicator, memory its device reaches.
+ncclResult_t checkBuffer(const ncclComm* comm, const void* buffer, size_t count, const char* caller,
+                         const char* name) {
+  if (count == 0) return ncclSuccess;
+  if (buffer == nullptr)
     CHORUS_FAIL(ncclInvalidArgument, "%s: %s is NULL with count %zu", caller, name, count);
+  if (!comm->onHost()) return checkDeviceBuffer(comm->cudaDev, buffer, caller, name);
   return ncclSuccess;
 }
 
@@ -67,7 +73,7 @@ ncclResult_t checkCall(ncclComm* comm, const char* caller, ncclDataType_t type, 
 }
 
 ncclResult_t resolveRedOp(ncclComm* comm, ncclRedOp_t op, ncclDataType_t type, const char* caller,
-                          RedOpArgs* out) {
+                          RedOpArgs* out, const void** scalarSource) {
   const int value = static_cast<int>(op);
   if (value >= 0 && value < ncclNumOps) {
     *out = builtinRedOp(op, type, comm->nranks);
@@ -81,13 +87,20 @@ ncclResult_t resolveRedOp(ncclComm* comm, ncclRedOp_t op, ncclDataType_t type, c
   if (user.type != type)
     CHORUS_FAIL(ncclInvalidArgument, "%s: operator %d was made for datatype %d, not %d", caller,
                 value, static_cast<int>(user.type), static_cast<int>(type));
-  // A "device" scalar on a host communicator is host memory, read now.
-  *out = user.residence == ncclScalarDevice ? preMulSumOp(type, user.scalar) : user.args;
+  // A "device" scalar on a host communicator is host memory, read now; on
+  // a device communicator it is read when the operation runs.
+  *out = user.args;
+  if (user.residence == ncclScalarDevice) {
+    if (comm->onHost()) *out = preMulSumOp(type, user.scalar);
+    else *scalarSource = user.scalar;
+  }
   return ncclSuccess;
 }
 
-Op makeOp(OpKind kind, const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type) {
+Op makeOp(OpKind kind, const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type,
+          cudaStream_t stream) {
   Op op{};
+  op.stream = stream;
   op.kind = kind;
   op.sendbuff = sendbuff;
   op.recvbuff = recvbuff;
@@ -114,24 +127,24 @@ ncclResult_t postGroup(ncclComm* comm, const std::vector<Op>& ops) {
 }  // namespace
 
 NCCL_API(ncclResult_t, ncclAllReduce, const void* sendbuff, void* recvbuff, size_t count,
-         ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
+         ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclAllReduce";
   CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
-  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
-  Op o = makeOp(OpKind::AllReduce, sendbuff, recvbuff, count, datatype);
-  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop));
+  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  Op o = makeOp(OpKind::AllReduce, sendbuff, recvbuff, count, datatype, stream);
+  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop, &o.scalarSource));
   return enqueueOp(comm, o);
 }
 
 NCCL_API(ncclResult_t, ncclBroadcast, const void* sendbuff, void* recvbuff, size_t count,
-         ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
+         ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclBroadcast";
   CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
-  if (comm->rank == root) CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
-  Op o = makeOp(OpKind::Broadcast, sendbuff, recvbuff, count, datatype);
+  if (comm->rank == root) CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  Op o = makeOp(OpKind::Broadcast, sendbuff, recvbuff, count, datatype, stream);
   o.root = root;
   return enqueueOp(comm, o);
 }
@@ -142,74 +155,76 @@ NCCL_API(ncclResult_t, ncclBcast, void* buff, size_t count, ncclDataType_t datat
 }
 
 NCCL_API(ncclResult_t, ncclReduce, const void* sendbuff, void* recvbuff, size_t count,
-         ncclDataType_t datatype, ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t) {
+         ncclDataType_t datatype, ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclReduce";
   CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
-  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
-  if (comm->rank == root) CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
-  Op o = makeOp(OpKind::Reduce, sendbuff, recvbuff, count, datatype);
+  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  if (comm->rank == root) CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  Op o = makeOp(OpKind::Reduce, sendbuff, recvbuff, count, datatype, stream);
   o.root = root;
-  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop));
+  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop, &o.scalarSource));
   return enqueueOp(comm, o);
 }
 
 NCCL_API(ncclResult_t, ncclAllGather, const void* sendbuff, void* recvbuff, size_t sendcount,
-         ncclDataType_t datatype, ncclComm_t comm, cudaStream_t) {
+         ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclAllGather";
   CHORUS_CHECK(checkCall(comm, caller, datatype, sendcount, Blocks::PerRank));
-  CHORUS_CHECK(checkBuffer(sendbuff, sendcount, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(recvbuff, sendcount, caller, "recvbuff"));
-  return enqueueOp(comm, makeOp(OpKind::AllGather, sendbuff, recvbuff, sendcount, datatype));
+  CHORUS_CHECK(checkBuffer(comm, sendbuff, sendcount, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(comm, recvbuff, sendcount, caller, "recvbuff"));
+  return enqueueOp(comm,
+                   makeOp(OpKind::AllGather, sendbuff, recvbuff, sendcount, datatype, stream));
 }
 
 NCCL_API(ncclResult_t, ncclReduceScatter, const void* sendbuff, void* recvbuff, size_t recvcount,
-         ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
+         ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclReduceScatter";
   CHORUS_CHECK(checkCall(comm, caller, datatype, recvcount, Blocks::PerRank));
-  CHORUS_CHECK(checkBuffer(sendbuff, recvcount, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(recvbuff, recvcount, caller, "recvbuff"));
-  Op o = makeOp(OpKind::ReduceScatter, sendbuff, recvbuff, recvcount, datatype);
-  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop));
+  CHORUS_CHECK(checkBuffer(comm, sendbuff, recvcount, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(comm, recvbuff, recvcount, caller, "recvbuff"));
+  Op o = makeOp(OpKind::ReduceScatter, sendbuff, recvbuff, recvcount, datatype, stream);
+  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop, &o.scalarSource));
   return enqueueOp(comm, o);
 }
 
 NCCL_API(ncclResult_t, ncclSend, const void* sendbuff, size_t count, ncclDataType_t datatype,
-         int peer, ncclComm_t comm, cudaStream_t) {
+         int peer, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclSend";
   CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
   CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
-  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
-  Op o = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype);
+  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  Op o = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype, stream);
   o.peer = peer;
   return enqueueOp(comm, o);
 }
 
 NCCL_API(ncclResult_t, ncclRecv, void* recvbuff, size_t count, ncclDataType_t datatype, int peer,
-         ncclComm_t comm, cudaStream_t) {
+         ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclRecv";
   CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
   CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
-  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
-  Op o = makeOp(OpKind::Recv, nullptr, recvbuff, count, datatype);
+  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  Op o = makeOp(OpKind::Recv, nullptr, recvbuff, count, datatype, stream);
   o.peer = peer;
   return enqueueOp(comm, o);
 }
 
 NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_t count,
-         ncclDataType_t datatype, ncclComm_t comm, cudaStream_t) {
+         ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclAlltoAll";
   CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
-  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
   if (count > 0 && comm->nranks > 1 && sendbuff == recvbuff)
     CHORUS_FAIL(ncclInvalidArgument, "%s: in-place operation (sendbuff == recvbuff) is not supported",
                 caller);
   std::vector<Op> ops;
   for (int p = 0; p < comm->nranks; ++p) {
-    Op s = makeOp(OpKind::Send, at(sendbuff, p * count, datatype), nullptr, count, datatype);
+    Op s = makeOp(OpKind::Send, at(sendbuff, p * count, datatype), nullptr, count, datatype,
+                  stream);
     Op r = makeOp(OpKind::Recv, nullptr, const_cast<char*>(at(recvbuff, p * count, datatype)), count,
-                  datatype);
+                  datatype, stream);
     s.peer = r.peer = p;
     ops.push_back(s);
     ops.push_back(r);
@@ -218,20 +233,20 @@ NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_
 }
 
 NCCL_API(ncclResult_t, ncclGather, const void* sendbuff, void* recvbuff, size_t count,
-         ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
+         ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclGather";
   CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
-  CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
-  if (comm->rank == root) CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  if (comm->rank == root) CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
   std::vector<Op> ops;
-  Op s = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype);
+  Op s = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype, stream);
   s.peer = root;
   ops.push_back(s);
   if (comm->rank == root) {
     for (int p = 0; p < comm->nranks; ++p) {
       Op r = makeOp(OpKind::Recv, nullptr, const_cast<char*>(at(recvbuff, p * count, datatype)),
-                    count, datatype);
+                    count, datatype, stream);
       r.peer = p;
       ops.push_back(r);
     }
@@ -240,21 +255,22 @@ NCCL_API(ncclResult_t, ncclGather, const void* sendbuff, void* recvbuff, size_t 
 }
 
 NCCL_API(ncclResult_t, ncclScatter, const void* sendbuff, void* recvbuff, size_t count,
-         ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
+         ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclScatter";
   CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
   CHORUS_CHECK(checkRank(comm, root, caller, "root"));
-  if (comm->rank == root) CHORUS_CHECK(checkBuffer(sendbuff, count, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(recvbuff, count, caller, "recvbuff"));
+  if (comm->rank == root) CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
   std::vector<Op> ops;
   if (comm->rank == root) {
     for (int p = 0; p < comm->nranks; ++p) {
-      Op s = makeOp(OpKind::Send, at(sendbuff, p * count, datatype), nullptr, count, datatype);
+      Op s = makeOp(OpKind::Send, at(sendbuff, p * count, datatype), nullptr, count, datatype,
+                    stream);
       s.peer = p;
       ops.push_back(s);
     }
   }
-  Op r = makeOp(OpKind::Recv, nullptr, recvbuff, count, datatype);
+  Op r = makeOp(OpKind::Recv, nullptr, recvbuff, count, datatype, stream);
   r.peer = root;
   ops.push_back(r);
   return postGroup(comm, ops);

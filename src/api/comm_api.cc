@@ -131,7 +131,13 @@ NCCL_API(ncclResult_t, ncclCommFinalize, ncclComm_t comm) {
   CHORUS_CHECK(checkComm(comm, "ncclCommFinalize"));
   if (comm->finalized) CHORUS_FAIL(ncclInvalidUsage, "ncclCommFinalize: already finalized");
   // Host operations complete before their call returns: nothing to flush.
+  // A device communicator's operations finish when their streams reach
+  // them: wait for those (bounded by CHORUS_TIMEOUT).
   comm->finalized = true;
+  if (comm->deviceQueue) {
+    comm->background.finish();
+    return comm->deviceQueue->shutdown();
+  }
   return ncclSuccess;
 }
 

@@ -23,20 +23,6 @@ NCCL_API(ncclResult_t, ncclGroupSimulateEnd, ncclSimInfo_t*) {
   CHORUS_NOT_IMPLEMENTED("ncclGroupSimulateEnd");
 }
 
-// ---- memory and buffer registration ----------------------------------------
-
-NCCL_API(ncclResult_t, ncclMemAlloc, void**, size_t) { CHORUS_NOT_IMPLEMENTED("ncclMemAlloc"); }
-
-NCCL_API(ncclResult_t, ncclMemFree, void*) { CHORUS_NOT_IMPLEMENTED("ncclMemFree"); }
-
-NCCL_API(ncclResult_t, ncclCommRegister, const ncclComm_t, void*, size_t, void**) {
-  CHORUS_NOT_IMPLEMENTED("ncclCommRegister");
-}
-
-NCCL_API(ncclResult_t, ncclCommDeregister, const ncclComm_t, void*) {
-  CHORUS_NOT_IMPLEMENTED("ncclCommDeregister");
-}
-
 // ---- symmetric memory windows ----------------------------------------------
 
 NCCL_API(ncclResult_t, ncclCommWindowRegister, ncclComm_t, void*, size_t, ncclWindow_t*, int) {

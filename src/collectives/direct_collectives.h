@@ -1,5 +1,5 @@
 // Collectives for ranks of one host that read each other's data directly
-// (direct_host_primitives.h): instead of passing chunks around a ring in
+// (direct_primitives.h): instead of passing chunks around a ring in
 // 2(n-1) steps, every rank reads what it needs from its peers, in rounds
 // whose pieces fit the staging areas.
 //

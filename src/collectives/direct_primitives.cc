@@ -1,10 +1,9 @@
-#include "collectives/direct_host_primitives.h"
+#include "collectives/direct_primitives.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "collectives/datatypes.h"
-#include "collectives/reduce_copy.h"
 #include "common/result.h"
 
 namespace chorus {
@@ -15,7 +14,7 @@ bool reached(uint32_t phase, uint32_t target) { return static_cast<int32_t>(phas
 
 }  // namespace
 
-DirectHostPrims::DirectHostPrims(DirectState* state, int rank, int nranks, bool staged,
+DirectPrims::DirectPrims(DirectState* state, int rank, int nranks, bool staged,
                                  const DirectOpShape& shape, const void* input, void* output,
                                  const RedOpArgs& op)
     : state_(state),
@@ -28,20 +27,24 @@ DirectHostPrims::DirectHostPrims(DirectState* state, int rank, int nranks, bool 
       op_(op),
       elemSize_(elementSize(shape.type)) {}
 
-size_t DirectHostPrims::roundElems(size_t blocks) const {
+size_t DirectPrims::roundElems(size_t blocks) const {
   if (shared_) return SIZE_MAX;
   return std::max<size_t>(1, state_->roundBytes / (std::max<size_t>(blocks, 1) * elemSize_));
 }
 
-void DirectHostPrims::arrive(uint32_t* seq) {
+ncclResult_t DirectPrims::arrive(uint32_t* seq) {
+  // What this rank announces (staged pieces, published results, the end of
+  // its reads from peers' staging areas) must be complete first.
+  CHORUS_CHECK(state_->mover->settle());
   ArenaRankSlot& mine = state_->arena->slot(rank_);
   ++state_->phase;
   if (seq != nullptr) __atomic_store_n(seq, state_->phase, __ATOMIC_RELEASE);  // publishes the line
   __atomic_store_n(&mine.phase, state_->phase, __ATOMIC_RELEASE);  // and the staging area
   wakeSleepers(&mine.phase, &mine.sleepers);
+  return ncclSuccess;
 }
 
-ncclResult_t DirectHostPrims::waitFor(int peers, uint32_t target, const char* what) {
+ncclResult_t DirectPrims::waitFor(int peers, uint32_t target, const char* what) {
   NodeArena& arena = *state_->arena;
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
@@ -58,7 +61,7 @@ ncclResult_t DirectHostPrims::waitFor(int peers, uint32_t target, const char* wh
   return ncclSuccess;
 }
 
-ncclResult_t DirectHostPrims::waitForLines(int peers, uint32_t target) {
+ncclResult_t DirectPrims::waitForLines(int peers, uint32_t target) {
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
     // The owner stores the line's sequence before its phase: sleeping on
@@ -72,17 +75,18 @@ ncclResult_t DirectHostPrims::waitForLines(int peers, uint32_t target) {
   return ncclSuccess;
 }
 
-ncclResult_t DirectHostPrims::arriveAndWait(const char* what) {
-  arrive();
+ncclResult_t DirectPrims::arriveAndWait(const char* what) {
+  CHORUS_CHECK(arrive());
   return waitFor(kAllPeers, state_->phase, what);
 }
 
-ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribute, int readsFrom) {
+ncclResult_t DirectPrims::exchange(const RoundPieces& pieces, bool contribute, int readsFrom) {
   const uint64_t round = state_->rounds++;
   line_ = static_cast<int>(round % kArenaLines);
   parity_ = static_cast<int>(round % kArenaParities);
   round_ = pieces;
-  inline_ = !shared_ && pieces.count * pieces.blocks * elemSize_ <= kArenaInlineBytes;
+  inline_ = !shared_ && state_->mover->synchronous() &&
+            pieces.count * pieces.blocks * elemSize_ <= kArenaInlineBytes;
   // Peers are done with a line once they have started the round after the
   // one it served (kArenaLines - 1 rounds ago), and with a staging area
   // once they have started the previous round.
@@ -90,7 +94,7 @@ ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribut
   CHORUS_CHECK(waitFor(kAllPeers, state_->roundPhase[released % kArenaLines],
                        "waiting for a staging area to be released by"));
   CHORUS_CHECK(publishRound(pieces, contribute));
-  arrive(&lineOf(rank_).seq);
+  CHORUS_CHECK(arrive(&lineOf(rank_).seq));
   state_->roundPhase[line_] = state_->phase;
   // A rank that only publishes (a Broadcast root, Reduce's other ranks)
   // goes on at once; its readers check its record.
@@ -99,7 +103,7 @@ ncclResult_t DirectHostPrims::exchange(const RoundPieces& pieces, bool contribut
   return checkRecords(readsFrom);
 }
 
-ncclResult_t DirectHostPrims::publishRound(const RoundPieces& pieces, bool contribute) {
+ncclResult_t DirectPrims::publishRound(const RoundPieces& pieces, bool contribute) {
   ArenaOpLine& line = lineOf(rank_);
   line.kind = static_cast<int8_t>(shape_.kind);
   line.type = static_cast<int8_t>(shape_.type);
@@ -114,9 +118,10 @@ ncclResult_t DirectHostPrims::publishRound(const RoundPieces& pieces, bool contr
   }
   if (!contribute) return ncclSuccess;
   const size_t bytes = pieces.count * elemSize_;
-  if (bytes * pieces.blocks > state_->arena->stageBytes())
+  if (bytes * pieces.blocks > state_->stageBytes)
     CHORUS_FAIL(ncclInternalError, "rank %d: a round of %zu bytes does not fit the %zu-byte "
-                "staging area", rank_, bytes * pieces.blocks, state_->arena->stageBytes());
+                "staging area", rank_, bytes * pieces.blocks, state_->stageBytes);
+  DataMover& mover = *state_->mover;
   char* staging = stagedBase(rank_);
   for (size_t b = 0; b < pieces.blocks; ++b) {
     const size_t begin = pieces.base + b * pieces.stride, end = begin + pieces.count;
@@ -124,13 +129,14 @@ ncclResult_t DirectHostPrims::publishRound(const RoundPieces& pieces, bool contr
     const size_t cut1 = std::min(std::max(pieces.skipBegin, begin), end);
     const size_t cut2 = std::min(std::max(pieces.skipEnd, cut1), end);
     char* to = staging + b * bytes;
-    memcpy(to, input_ + begin * elemSize_, (cut1 - begin) * elemSize_);
-    memcpy(to + (cut2 - begin) * elemSize_, input_ + cut2 * elemSize_, (end - cut2) * elemSize_);
+    CHORUS_CHECK(mover.copy(to, input_ + begin * elemSize_, (cut1 - begin) * elemSize_));
+    CHORUS_CHECK(mover.copy(to + (cut2 - begin) * elemSize_, input_ + cut2 * elemSize_,
+                            (end - cut2) * elemSize_));
   }
   return ncclSuccess;
 }
 
-ncclResult_t DirectHostPrims::checkRecords(int peers) const {
+ncclResult_t DirectPrims::checkRecords(int peers) const {
   const ArenaOpLine& mine = lineOf(rank_);
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
@@ -148,11 +154,13 @@ ncclResult_t DirectHostPrims::checkRecords(int peers) const {
   return ncclSuccess;
 }
 
-char* DirectHostPrims::stagedBase(int r) const {
-  return inline_ ? lineOf(r).inlineData : state_->arena->staging(r, parity_);
+char* DirectPrims::stagedBase(int r) const {
+  if (inline_) return lineOf(r).inlineData;
+  if (!state_->deviceStaging.empty()) return state_->deviceStaging[r * kArenaParities + parity_];
+  return state_->arena->staging(r, parity_);
 }
 
-const char* DirectHostPrims::dataOf(int r, Side side, size_t element) const {
+const char* DirectPrims::dataOf(int r, Side side, size_t element) const {
   if (r == rank_)
     return (side == Side::Input ? input_ : output_) + element * elemSize_;
   if (shared_) {
@@ -164,59 +172,65 @@ const char* DirectHostPrims::dataOf(int r, Side side, size_t element) const {
   return stagedBase(r) + stagedPosition(element) * elemSize_;
 }
 
-size_t DirectHostPrims::stagedPosition(size_t element) const {
+size_t DirectPrims::stagedPosition(size_t element) const {
   // Piece b of the round holds input elements [base + b*stride, +count).
   const size_t offset = element - round_.base;
   const size_t block = round_.stride == 0 ? 0 : offset / round_.stride;
   return block * round_.count + (offset - block * round_.stride);
 }
 
-RedOpArgs DirectHostPrims::opOf(int r) const {
+RedOpArgs DirectPrims::opOf(int r) const {
   // PreMulSum scales each rank's input by that rank's own scalar.
   RedOpArgs op = op_;
   if (op.kind == RedOpKind::PreMulSum && r != rank_) op.scalar = lineOf(r).scalar;
   return op;
 }
 
-ncclResult_t DirectHostPrims::reduce(size_t src, size_t dst, size_t n, bool publish) {
+ncclResult_t DirectPrims::reduce(size_t src, size_t dst, size_t n, bool publish) {
   char* accumulator = state_->scratch;
   const size_t chunk = std::max<size_t>(1, state_->chunkBytes / elemSize_);
   // Without a pre-operation the first two inputs combine in one pass.
   const bool pairFirst = op_.kind != RedOpKind::PreMulSum;
   const int last = nranks_ - 1;
+  DataMover& mover = *state_->mover;
   for (size_t i = 0, m; i < n; i += m) {
     m = std::min(chunk, n - i);
     char* to = out(dst + i);
     int r;
     if (pairFirst) {
-      reduceCopy(op_, dataOf(0, Side::Input, src + i), dataOf(1, Side::Input, src + i), true,
-                 last == 1 ? to : accumulator, last == 1, m);
+      CHORUS_CHECK(mover.reduceCopy(op_, dataOf(0, Side::Input, src + i),
+                                    dataOf(1, Side::Input, src + i), true,
+                                    last == 1 ? to : accumulator, last == 1, m));
       r = 2;
     } else {
-      reduceCopy(opOf(0), nullptr, dataOf(0, Side::Input, src + i), true, accumulator, false, m);
+      CHORUS_CHECK(mover.reduceCopy(opOf(0), nullptr, dataOf(0, Side::Input, src + i), true,
+                                    accumulator, false, m));
       r = 1;
     }
     for (; r <= last; ++r)
-      reduceCopy(opOf(r), accumulator, dataOf(r, Side::Input, src + i), true,
-                 r == last ? to : accumulator, r == last, m);
+      CHORUS_CHECK(mover.reduceCopy(opOf(r), accumulator, dataOf(r, Side::Input, src + i), true,
+                                    r == last ? to : accumulator, r == last, m));
     if (publish && !shared_)
-      memcpy(stagedBase(rank_) + stagedPosition(src + i) * elemSize_, to, m * elemSize_);
+      CHORUS_CHECK(mover.copy(stagedBase(rank_) + stagedPosition(src + i) * elemSize_, to,
+                              m * elemSize_));
   }
   return ncclSuccess;
 }
 
-ncclResult_t DirectHostPrims::copyFrom(int peer, Side side, size_t src, size_t dst, size_t n) {
+ncclResult_t DirectPrims::copyFrom(int peer, Side side, size_t src, size_t dst, size_t n) {
   if (n == 0) return ncclSuccess;
   const char* from = dataOf(peer, side, src);
   char* to = out(dst);
-  if (from != to) memcpy(to, from, n * elemSize_);
-  return ncclSuccess;
+  if (from == to) return ncclSuccess;
+  return state_->mover->copy(to, from, n * elemSize_);
 }
 
-ncclResult_t DirectHostPrims::barrier() { return arriveAndWait("waiting in an operation for"); }
+ncclResult_t DirectPrims::barrier() { return arriveAndWait("waiting in an operation for"); }
 
-ncclResult_t DirectHostPrims::finish() {
-  if (!shared_) return ncclSuccess;
+ncclResult_t DirectPrims::finish() {
+  // The output is complete when the operation returns (on a stream: when
+  // its completion is signalled).
+  if (!shared_) return state_->mover->settle();
   return arriveAndWait("waiting to finish an operation with");
 }
 

@@ -1,12 +1,15 @@
-// The primitives of direct_collectives.h on host memory, for ranks that all
-// live on one host: they meet in a NodeArena and read each other's data
-// there, instead of passing it around a ring.
+// The primitives of direct_collectives.h, for ranks that all live on one
+// host: they meet in a NodeArena and read each other's data there, instead
+// of passing it around a ring. The data may be host or CUDA memory: every
+// copy and reduction goes through the communicator's DataMover, and the
+// primitives settle it before each meeting and at the end of an operation.
 //
 // Two modes:
 //   Staged  (ranks in several processes) an operation runs in rounds; in
-//           each, every rank copies a piece of its input into its arena
-//           staging area (or its operation line, when it fits there), and
-//           peers read it (and results published there) with plain loads.
+//           each, every rank copies a piece of its input into its staging
+//           area (in the arena, or in device memory for CUDA buffers; or in
+//           its operation line when it fits there), and peers read it (and
+//           results published there).
 //           A round's pieces fit in cache, so the data crosses memory about
 //           once in and once out.
 //   Shared  (every rank in this process; not for one-shot AllReduce) ranks
@@ -21,6 +24,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "collectives/data_mover.h"
 #include "collectives/reduce_ops.h"
 #include "nccl.h"
 #include "transport/fifo_host.h"
@@ -37,9 +41,14 @@ struct DirectState {
   std::vector<uint32_t> seenPhase; // per rank: the latest phase read from its slot
   uint64_t rounds = 0;             // rounds run through the arena (line = rounds % kArenaLines)
   uint32_t roundPhase[kArenaLines] = {};  // `phase` when round (index) last started
-  size_t roundBytes = 0;           // the most one round stages per rank (<= the staging area)
-  char* scratch = nullptr;         // an accumulator of chunkBytes
+  size_t stageBytes = 0;           // one staging area
+  size_t roundBytes = 0;           // the most one round stages per rank (<= stageBytes)
+  char* scratch = nullptr;         // an accumulator of chunkBytes (in the movers' memory)
   size_t chunkBytes = 0;
+  DataMover* mover = &hostMover();
+  // Staging areas per rank and parity, when they are not the arena's (CUDA
+  // memory, mapped from every rank's allocation); empty otherwise.
+  std::vector<char*> deviceStaging;
 };
 
 // What every rank must agree on for one operation (checked at each meeting).
@@ -64,14 +73,14 @@ struct RoundPieces {
   size_t skipEnd = 0;
 };
 
-class DirectHostPrims {
+class DirectPrims {
  public:
   enum class Side { Input, Output };
 
   // `staged` picks Staged mode; it is required unless every rank is in this
   // process (and chosen there too for one-shot operations, which read all
   // inputs while ranks already write their outputs).
-  DirectHostPrims(DirectState* state, int rank, int nranks, bool staged, const DirectOpShape& shape,
+  DirectPrims(DirectState* state, int rank, int nranks, bool staged, const DirectOpShape& shape,
                   const void* input, void* output, const RedOpArgs& op);
 
   // Elements per rank and piece that one round may stage (everything in
@@ -109,8 +118,9 @@ class DirectHostPrims {
   // Staged: where rank r's pieces of this round are (its line or staging area).
   char* stagedBase(int r) const;
   ArenaOpLine& lineOf(int r) const { return state_->arena->slot(r).lines[line_]; }
-  // Publishes the phase (after `seq`, when given: the round's line).
-  void arrive(uint32_t* seq = nullptr);
+  // Settles the mover, then publishes the phase (after `seq`, when given:
+  // the round's line).
+  ncclResult_t arrive(uint32_t* seq = nullptr);
   // Waits until `peers` (kAllPeers or one rank) have reached phase `target`.
   ncclResult_t waitFor(int peers, uint32_t target, const char* what);
   // Waits until `peers` have published this round's line.

@@ -53,6 +53,12 @@ const Setting kSettings[] = {
     {"CHORUS_DEVICE", "auto",
      "auto: bind a communicator to the current CUDA device when one is usable, else to the host; "
      "host: always bind to the host."},
+    {"NCCL_P2P_DISABLE", "0",
+     "1: device communicators never map each other's GPU memory (CUDA IPC); ranks of one host "
+     "exchange device data through pinned shared host memory instead."},
+    {"CHORUS_DEVICE_STAGE_BYTES", "8388608",
+     "Device communicators on one host: bytes of staging per rank (twice, for alternate "
+     "rounds), in GPU memory, or in pinned shared host memory with NCCL_P2P_DISABLE=1."},
 };
 
 std::mutex gReportedMutex;

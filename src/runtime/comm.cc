@@ -44,6 +44,7 @@ void drainSends(ncclComm* comm) {
 
 void freeComm(ncclComm* comm) {
   comm->background.finish();
+  if (comm->deviceQueue) comm->deviceQueue->shutdown();  // streams' operations first
   drainSends(comm);
   comm->alive = 0;
   delete comm;

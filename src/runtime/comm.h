@@ -3,16 +3,20 @@
 
 #include <atomic>
 #include <cstdint>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bootstrap/bootstrap.h"
-#include "collectives/direct_host_primitives.h"
+#include "collectives/direct_primitives.h"
 #include "nccl.h"
 #include "runtime/background_queue.h"
 #include "runtime/config.h"
+#include "runtime/device_direct.h"
+#include "runtime/device_queue.h"
 #include "runtime/op.h"
 #include "transport/shm/node_arena.h"
 #include "transport/transport.h"
@@ -45,6 +49,12 @@ struct Channel {
 struct PeerConnections {
   std::unique_ptr<SendConnection> send;
   std::unique_ptr<RecvConnection> recv;
+};
+
+// A buffer registered with ncclCommRegister; the handle is its address.
+struct RegisteredBuffer {
+  void* buffer;
+  size_t bytes;
 };
 
 // An operator made by ncclRedOpCreatePreMulSum; its handle is
@@ -81,13 +91,21 @@ struct ncclComm {
   std::vector<chorus::Channel> channels;
   std::vector<chorus::PeerConnections> p2p;  // indexed by peer rank
   std::vector<chorus::UserRedOp> userOps;
+  std::mutex registrationMutex;
+  std::list<chorus::RegisteredBuffer> registrations;  // stable addresses: they are the handles
   // Direct algorithms (every rank on this host, see runtime/direct_setup.h):
   // the arena the ranks meet in, the state the primitives carry between
   // operations, its scratch memory, and the one-shot AllReduce size limit.
   std::unique_ptr<chorus::NodeArena> arena;
+  // Device communicators: staging and scratch in CUDA memory (released
+  // before the arena, whose staging it may have registered).
+  std::unique_ptr<chorus::DeviceStaging> deviceStaging;
   chorus::DirectState direct;
   std::vector<char> directScratch;
   size_t oneShotBytes = 0;
+  // Device communicators: the proxy thread that runs operations posted on
+  // CUDA streams (declared last of the data path: it goes first).
+  std::unique_ptr<chorus::DeviceQueue> deviceQueue;
 
   // The first error of any init or operation job (sticky; ncclSuccess until
   // one fails), and how many jobs are queued or running. commState() turns

@@ -13,5 +13,26 @@ int deviceForNewComm();
 int cudaDeviceCount();
 // Makes `device` current on this thread (no-op for -1).
 ncclResult_t useDevice(int device);
+// Makes `device` current for the lifetime of the guard, then restores the
+// caller's current device (no-op for -1 or without CUDA).
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+  ncclResult_t result() const { return result_; }
+
+ private:
+  int previous_ = -1;
+  ncclResult_t result_ = ncclSuccess;
+};
+
+// A buffer of a communicator bound to `device` must be memory that device
+// reaches: its own device memory, managed memory, or mapped pinned host
+// memory. Anything else (plain host memory, another device's memory) is
+// ncclInvalidArgument naming `caller` and the argument `name`.
+ncclResult_t checkDeviceBuffer(int device, const void* buffer, const char* caller,
+                               const char* name);
 
 }  // namespace chorus

@@ -9,6 +9,7 @@
 #include "common/result.h"
 #include "common/settings.h"
 #include "runtime/comm.h"
+#include "runtime/device_direct.h"
 
 namespace chorus {
 namespace {
@@ -34,6 +35,15 @@ int usableCpus() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
   return std::max(1, CPU_COUNT(&set));
+}
+
+// Whether every rank of this process is bound to this rank's device.
+bool oneDeviceInThisProcess(const ncclComm* comm) {
+  const PeerInfo& self = comm->peers[comm->rank];
+  for (const PeerInfo& peer : comm->peers)
+    if (peer.hostHash == self.hostHash && peer.pid == self.pid && peer.cudaDev != self.cudaDev)
+      return false;
+  return true;
 }
 
 bool sameProcess(const PeerInfo& a, const PeerInfo& b) {
@@ -62,22 +72,33 @@ ncclResult_t setupDirect(ncclComm* comm) {
   if (stage < 64 || stage > kMaxStageBytes)
     CHORUS_FAIL(ncclInvalidArgument, "CHORUS_STAGE_BYTES=%lld: must be between 64 and %lld",
                 static_cast<long long>(stage), static_cast<long long>(kMaxStageBytes));
-  if (algo == "ring" || comm->nranks == 1 || comm->shmDisabled || !comm->onHost() ||
-      !everyRankWithUs(comm, false))
+  const int64_t deviceStage = settingInt("CHORUS_DEVICE_STAGE_BYTES");
+  if (deviceStage < 64 || deviceStage > kMaxStageBytes)
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_DEVICE_STAGE_BYTES=%lld: must be between 64 and %lld",
+                static_cast<long long>(deviceStage), static_cast<long long>(kMaxStageBytes));
+  if (algo == "ring" || comm->nranks == 1 || comm->shmDisabled || !everyRankWithUs(comm, false))
     return ncclSuccess;
 
   DirectState& state = comm->direct;
-  state.allInThisProcess = everyRankWithUs(comm, true);
-  // Ranks of one process read each other's buffers; they stage only
-  // one-shot AllReduce messages.
+  const bool device = !comm->onHost();
+  const bool p2p = device && deviceP2pEnabled();
+  // Ranks of one process read each other's buffers (on devices: only when
+  // they share one, so no peer access is needed); they stage only one-shot
+  // AllReduce messages.
+  state.allInThisProcess = everyRankWithUs(comm, true) && (!device || oneDeviceInThisProcess(comm));
   const size_t oneShotBytes = static_cast<size_t>(oneShot);
-  const size_t stageBytes =
+  size_t stageBytes =
       state.allInThisProcess ? std::max<size_t>(oneShotBytes, 64) : static_cast<size_t>(stage);
+  if (device) stageBytes = static_cast<size_t>(deviceStage);
   // One-shot reads the whole message from staging: it must fit.
   comm->oneShotBytes = std::min(oneShotBytes, stageBytes);
-  CHORUS_CHECK(NodeArena::open(*comm->bootstrap, comm->rank, comm->nranks, stageBytes, &comm->arena));
+  // Device staging in GPU memory leaves the arena only its lines.
+  const size_t arenaStageBytes = p2p ? 64 : stageBytes;
+  CHORUS_CHECK(
+      NodeArena::open(*comm->bootstrap, comm->rank, comm->nranks, arenaStageBytes, &comm->arena));
 
   state.arena = comm->arena.get();
+  state.stageBytes = comm->arena->stageBytes();
   state.waits.resize(comm->nranks);
   state.seenPhase.assign(comm->nranks, 0);
   // With a core per rank, meetings are cheap and smaller rounds let one
@@ -102,6 +123,9 @@ ncclResult_t setupDirect(ncclComm* comm) {
   comm->directScratch.assign(kDirectChunkBytes, 0);
   state.scratch = comm->directScratch.data();
   state.chunkBytes = kDirectChunkBytes;
+#if defined(CHORUS_HAVE_CUDA)
+  if (device) CHORUS_CHECK(setupDeviceDirect(comm, stageBytes, p2p));
+#endif
   INFO(kLogInit, "rank %d: direct algorithms on (%s, one-shot AllReduce up to %zu bytes)",
        comm->rank, state.allInThisProcess ? "shared buffers" : "staged rounds",
        comm->oneShotBytes);

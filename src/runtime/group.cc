@@ -32,22 +32,22 @@ GroupJob makeJob(ncclComm* comm, std::function<ncclResult_t()> run) {
   return GroupJob{comm, std::move(run)};
 }
 
-// Runs a job and records its outcome on the communicator: the first error
-// with its message (which lives in this, maybe worker, thread's last error),
-// then one pending job fewer.
-ncclResult_t runAndRecord(const GroupJob& job) {
-  ncclResult_t result = job.run();
-  if (job.comm != nullptr) {
-    ncclResult_t none = ncclSuccess;
-    if (result != ncclSuccess && result != ncclInProgress &&
-        job.comm->asyncResult.load(std::memory_order_acquire) == ncclSuccess) {
-      job.comm->asyncErrorText = lastError();
-      job.comm->asyncResult.compare_exchange_strong(none, result, std::memory_order_acq_rel);
-    }
-    job.comm->pendingJobs.fetch_sub(1, std::memory_order_acq_rel);  // pairs with commState's acquire
+// Records a finished job's outcome on its communicator: the first error with
+// its message (which lives in this, maybe worker, thread's last error), then
+// one pending job fewer.
+ncclResult_t recordOutcome(ncclComm* comm, ncclResult_t result) {
+  if (comm == nullptr) return result;
+  ncclResult_t none = ncclSuccess;
+  if (result != ncclSuccess && result != ncclInProgress &&
+      comm->asyncResult.load(std::memory_order_acquire) == ncclSuccess) {
+    comm->asyncErrorText = lastError();
+    comm->asyncResult.compare_exchange_strong(none, result, std::memory_order_acq_rel);
   }
+  comm->pendingJobs.fetch_sub(1, std::memory_order_acq_rel);  // pairs with commState's acquire
   return result;
 }
+
+ncclResult_t runAndRecord(const GroupJob& job) { return recordOutcome(job.comm, job.run()); }
 
 // A non-blocking communicator runs its jobs one after the other on its
 // background worker (operations stay in order, and the first one waits for
@@ -56,13 +56,17 @@ void runInBackground(const GroupJob& job) {
   job.comm->background.post([job] { runAndRecord(job); });
 }
 
-ncclResult_t executeOps(ncclComm* comm, const std::vector<Op>& ops) {
-  if (!comm->onHost())
-    CHORUS_FAIL(ncclInvalidUsage,
-                "rank %d: operations on CUDA device buffers are not implemented yet; set "
-                "CHORUS_DEVICE=host to use host buffers",
-                comm->rank);
-  return executeHostOps(comm, ops);
+// Host communicators run the operations to completion; device ones post
+// them on their streams and return.
+ncclResult_t executeOps(ncclComm* comm, const Op* ops, size_t nOps) {
+  if (!comm->onHost()) return comm->deviceQueue->post(ops, nOps);
+  return executeHostOps(comm, ops, nOps);
+}
+
+// A device communicator whose init is done posts a batch without blocking:
+// the group's thread posts it itself instead of starting one for it.
+bool postsInline(const ncclComm* comm) {
+  return !comm->onHost() && comm->pendingJobs.load(std::memory_order_acquire) == 0;
 }
 
 }  // namespace
@@ -79,16 +83,27 @@ ncclResult_t groupEnd() {
   if (--tDepth > 0) return ncclSuccess;
   std::vector<GroupJob> jobs = std::move(tJobs);
   tJobs.clear();
+  ncclResult_t posted = ncclSuccess;
   for (OpBatch& batch : tBatches) {
     ncclComm* comm = batch.comm;
-    jobs.push_back(makeJob(comm, [comm, ops = std::move(batch.ops)] { return executeOps(comm, ops); }));
+    if (postsInline(comm)) {
+      comm->pendingJobs.fetch_add(1, std::memory_order_acq_rel);
+      const ncclResult_t result =
+          recordOutcome(comm, executeOps(comm, batch.ops.data(), batch.ops.size()));
+      if (posted == ncclSuccess) posted = result;
+      continue;
+    }
+    jobs.push_back(makeJob(
+        comm, [comm, ops = std::move(batch.ops)] { return executeOps(comm, ops.data(), ops.size()); }));
   }
   tBatches.clear();
-  if (jobs.empty()) return ncclSuccess;
+  if (jobs.empty()) return posted;
 
   // The common case, one blocking communicator: run it on this thread.
-  if (jobs.size() == 1 && (jobs[0].comm == nullptr || jobs[0].comm->config.blocking))
-    return runAndRecord(jobs[0]);
+  if (jobs.size() == 1 && (jobs[0].comm == nullptr || jobs[0].comm->config.blocking)) {
+    const ncclResult_t result = runAndRecord(jobs[0]);
+    return posted != ncclSuccess ? posted : result;
+  }
 
   bool anyBackground = false;
   std::vector<std::thread> workers;
@@ -103,6 +118,7 @@ ncclResult_t groupEnd() {
     }
   }
   for (std::thread& t : workers) t.join();
+  if (posted != ncclSuccess) return posted;
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (results[i] != ncclSuccess) {
       if (jobs[i].comm != nullptr) setLastError(jobs[i].comm->asyncErrorText);
@@ -125,6 +141,12 @@ ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job) {
 }
 
 ncclResult_t enqueueOp(ncclComm* comm, const Op& op) {
+  // The common case, a blocking call outside any group, runs now on this
+  // thread without building a batch and a job (it is on the latency path).
+  if (!inGroup() && comm->config.blocking) {
+    comm->pendingJobs.fetch_add(1, std::memory_order_acq_rel);
+    return recordOutcome(comm, executeOps(comm, &op, 1));
+  }
   CHORUS_CHECK(groupStart());
   OpBatch* batch = nullptr;
   for (OpBatch& b : tBatches)

@@ -2,7 +2,7 @@
 
 #include "collectives/datatypes.h"
 #include "collectives/direct_collectives.h"
-#include "collectives/direct_host_primitives.h"
+#include "collectives/direct_primitives.h"
 #include "collectives/host_primitives.h"
 #include "collectives/ring_all_gather.h"
 #include "collectives/ring_all_reduce.h"
@@ -45,7 +45,7 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   const bool oneShot =
       op.kind == OpKind::AllReduce && op.count * elementSize(op.type) <= comm->oneShotBytes;
   const DirectOpShape shape{static_cast<int>(op.kind), op.count, op.type, op.root, op.redop.kind};
-  DirectHostPrims prims(&comm->direct, rank, nranks, oneShot || !comm->direct.allInThisProcess,
+  DirectPrims prims(&comm->direct, rank, nranks, oneShot || !comm->direct.allInThisProcess,
                         shape, op.sendbuff, op.recvbuff, op.redop);
   switch (op.kind) {
     case OpKind::AllReduce:
@@ -96,10 +96,11 @@ ncclResult_t runCollective(ncclComm* comm, const Op& op) {
 
 }  // namespace
 
-ncclResult_t executeHostOps(ncclComm* comm, const std::vector<Op>& ops) {
+ncclResult_t executeHostOps(ncclComm* comm, const Op* ops, size_t nOps) {
   setLogRank(comm->rank);
   std::vector<Op> p2p;
-  for (const Op& op : ops) {
+  for (size_t i = 0; i < nOps; ++i) {
+    const Op& op = ops[i];
     if (isPointToPoint(op)) {
       p2p.push_back(op);
       continue;

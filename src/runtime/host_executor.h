@@ -7,7 +7,7 @@
 // Send/Recv pairs posted in any order inside a group cannot deadlock.
 #pragma once
 
-#include <vector>
+#include <cstddef>
 
 #include "nccl.h"
 #include "runtime/op.h"
@@ -16,6 +16,6 @@ struct ncclComm;
 
 namespace chorus {
 
-ncclResult_t executeHostOps(ncclComm* comm, const std::vector<Op>& ops);
+ncclResult_t executeHostOps(ncclComm* comm, const Op* ops, size_t nOps);
 
 }  // namespace chorus

@@ -14,6 +14,7 @@
 #include "common/settings.h"
 #include "runtime/connect.h"
 #include "runtime/device.h"
+#include "runtime/device_queue.h"
 #include "runtime/group.h"
 #include "topology/host_identity.h"
 
@@ -56,6 +57,7 @@ ncclResult_t bringUpComm(ncclComm* comm, const InitRequest& request) {
   CHORUS_CHECK(comm->bootstrap->allGather(comm->peers.data(), sizeof(PeerInfo)));
   comm->commHash = hashBytes(&request.roots[0], sizeof(BootstrapId));
   CHORUS_CHECK(setupDataPath(comm));
+  if (!comm->onHost()) CHORUS_CHECK(DeviceQueue::create(comm, &comm->deviceQueue));
   INFO(kLogInit, "comm %p rank %d nRanks %d cudaDev %d%s commHash 0x%llx - Init COMPLETE",
        static_cast<void*>(comm), comm->rank, comm->nranks, comm->cudaDev,
        comm->onHost() ? " (host)" : "", static_cast<unsigned long long>(comm->commHash));

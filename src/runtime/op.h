@@ -20,6 +20,10 @@ struct Op {
   RedOpArgs redop;
   int root;  // Broadcast and Reduce
   int peer;  // Send and Recv
+  void* stream;  // the call's cudaStream_t (device communicators)
+  // PreMulSum whose scalar lives in device memory: read when the operation
+  // runs (redop.scalar is filled in then); null otherwise.
+  const void* scalarSource;
 };
 
 inline bool isPointToPoint(const Op& op) { return op.kind == OpKind::Send || op.kind == OpKind::Recv; }

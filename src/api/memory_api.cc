@@ -1,0 +1,105 @@
+// Memory for communication buffers (ncclMemAlloc/ncclMemFree) and buffer
+// registration (ncclCommRegister/ncclCommDeregister).
+//
+// ncclMemAlloc gives memory that a communicator created now on this thread
+// takes: GPU memory of the current device (cudaMalloc) when communicators
+// bind to a device, else page-aligned host memory, so programs written for
+// GPUs run unchanged on the host path. Registration records the buffer and
+// checks that the communicator reaches it; the data path does not use the
+// record yet (ranks of one process already read each other's buffers in
+// place; between processes device data goes through staging areas).
+#include <cstdlib>
+#include <mutex>
+#include <set>
+
+#include "api/api_export.h"
+#include "common/result.h"
+#include "runtime/comm.h"
+#include "runtime/device.h"
+
+#ifdef CHORUS_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+using namespace chorus;
+
+namespace {
+
+constexpr size_t kHostAlignment = 4096;
+
+// Host blocks handed out by ncclMemAlloc, so ncclMemFree knows which free to call.
+std::mutex gHostBlocksMutex;
+std::set<void*> gHostBlocks;
+
+}  // namespace
+
+NCCL_API(ncclResult_t, ncclMemAlloc, void** ptr, size_t size) {
+  if (ptr == nullptr) CHORUS_FAIL(ncclInvalidArgument, "ncclMemAlloc: ptr is NULL");
+  *ptr = nullptr;
+  if (size == 0) return ncclSuccess;
+#ifdef CHORUS_HAVE_CUDA
+  if (deviceForNewComm() >= 0) {
+    const cudaError_t err = cudaMalloc(ptr, size);
+    if (err != cudaSuccess)
+      CHORUS_FAIL(err == cudaErrorMemoryAllocation ? ncclSystemError : ncclUnhandledCudaError,
+                  "ncclMemAlloc: cudaMalloc of %zu bytes failed: %s", size,
+                  cudaGetErrorString(err));
+    return ncclSuccess;
+  }
+#endif
+  const size_t rounded = (size + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
+  void* block = aligned_alloc(kHostAlignment, rounded);
+  if (block == nullptr)
+    CHORUS_FAIL(ncclSystemError, "ncclMemAlloc: out of host memory allocating %zu bytes", size);
+  std::lock_guard<std::mutex> lock(gHostBlocksMutex);
+  gHostBlocks.insert(block);
+  *ptr = block;
+  return ncclSuccess;
+}
+
+NCCL_API(ncclResult_t, ncclMemFree, void* ptr) {
+  if (ptr == nullptr) return ncclSuccess;
+  {
+    std::lock_guard<std::mutex> lock(gHostBlocksMutex);
+    if (gHostBlocks.erase(ptr) == 1) {
+      free(ptr);
+      return ncclSuccess;
+    }
+  }
+#ifdef CHORUS_HAVE_CUDA
+  const cudaError_t err = cudaFree(ptr);
+  if (err == cudaSuccess) return ncclSuccess;
+  cudaGetLastError();
+  CHORUS_FAIL(ncclInvalidArgument, "ncclMemFree: %p was not allocated by ncclMemAlloc (%s)", ptr,
+              cudaGetErrorString(err));
+#else
+  CHORUS_FAIL(ncclInvalidArgument, "ncclMemFree: %p was not allocated by ncclMemAlloc", ptr);
+#endif
+}
+
+NCCL_API(ncclResult_t, ncclCommRegister, const ncclComm_t comm, void* buff, size_t size,
+         void** handle) {
+  const char* caller = "ncclCommRegister";
+  CHORUS_CHECK(checkComm(comm, caller));
+  if (handle == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: handle is NULL", caller);
+  *handle = nullptr;
+  if (buff == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: buff is NULL", caller);
+  if (!comm->onHost()) CHORUS_CHECK(checkDeviceBuffer(comm->cudaDev, buff, caller, "buff"));
+  std::lock_guard<std::mutex> lock(comm->registrationMutex);
+  comm->registrations.push_back(RegisteredBuffer{buff, size});
+  *handle = &comm->registrations.back();
+  return ncclSuccess;
+}
+
+NCCL_API(ncclResult_t, ncclCommDeregister, const ncclComm_t comm, void* handle) {
+  const char* caller = "ncclCommDeregister";
+  CHORUS_CHECK(checkComm(comm, caller));
+  std::lock_guard<std::mutex> lock(comm->registrationMutex);
+  for (auto it = comm->registrations.begin(); it != comm->registrations.end(); ++it) {
+    if (&*it != handle) continue;
+    comm->registrations.erase(it);
+    return ncclSuccess;
+  }
+  CHORUS_FAIL(ncclInvalidArgument, "%s: handle %p is not a registration of this communicator",
+              caller, handle);
+}

@@ -1,0 +1,62 @@
+#include "device/stream_gate.h"
+
+#include <cuda_runtime.h>
+
+#include "common/result.h"
+
+namespace chorus {
+namespace {
+
+// Polls host memory over the bus: a pause between reads leaves it to others.
+constexpr unsigned kPollNanoseconds = 1000;
+
+__device__ uint32_t loadVolatile(const uint32_t* word) {
+  return *static_cast<const volatile uint32_t*>(word);
+}
+
+__global__ void gateOpenKernel(GateCounters* counters, uint32_t value) {
+  // Whatever the stream did before this kernel (writing the operation's
+  // input) is visible to the proxy before it sees the gate open.
+  __threadfence_system();
+  const uint32_t next = value != 0 ? value : loadVolatile(&counters->started) + 1;
+  *static_cast<volatile uint32_t*>(&counters->started) = next;
+  __threadfence_system();
+}
+
+__global__ void gateWaitKernel(GateCounters* counters, uint32_t value, const uint32_t* abortFlag,
+                               uint32_t* exits) {
+  const uint32_t target = value != 0 ? value : loadVolatile(&counters->started);
+  while (static_cast<int32_t>(loadVolatile(&counters->finished) - target) < 0 &&
+         loadVolatile(abortFlag) == 0) {
+#if __CUDA_ARCH__ >= 700
+    __nanosleep(kPollNanoseconds);
+#endif
+  }
+  // The proxy's writes to the operation's output are visible to the work
+  // that follows on the stream.
+  __threadfence_system();
+  atomicAdd_system(exits, 1u);
+}
+
+ncclResult_t checkLaunch(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess)
+    CHORUS_FAIL(ncclUnhandledCudaError, "launching the %s kernel failed: %s", what,
+                cudaGetErrorString(err));
+  return ncclSuccess;
+}
+
+}  // namespace
+
+ncclResult_t launchGateOpen(GateCounters* counters, uint32_t value, cudaStream_t stream) {
+  gateOpenKernel<<<1, 1, 0, stream>>>(counters, value);
+  return checkLaunch("gate-open");
+}
+
+ncclResult_t launchGateWait(GateCounters* counters, uint32_t value, const uint32_t* abortFlag,
+                            uint32_t* exits, cudaStream_t stream) {
+  gateWaitKernel<<<1, 1, 0, stream>>>(counters, value, abortFlag, exits);
+  return checkLaunch("gate-wait");
+}
+
+}  // namespace chorus
