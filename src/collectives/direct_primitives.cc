@@ -228,10 +228,13 @@ ncclResult_t DirectPrims::copyFrom(int peer, Side side, size_t src, size_t dst, 
 ncclResult_t DirectPrims::barrier() { return arriveAndWait("waiting in an operation for"); }
 
 ncclResult_t DirectPrims::finish() {
-  // The output is complete when the operation returns (on a stream: when
-  // its completion is signalled).
-  if (!shared_) return state_->mover->settle();
-  return arriveAndWait("waiting to finish an operation with");
+  // Staging in the arena outlasts every reader; device staging is freed
+  // with its communicator, so there the ranks meet once more, and no peer
+  // reads it after the operation. Either way the output is complete when
+  // the operation ends.
+  if (shared_ || !state_->deviceStaging.empty())
+    return arriveAndWait("waiting to finish an operation with");
+  return state_->mover->settle();
 }
 
 }  // namespace chorus

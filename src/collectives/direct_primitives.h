@@ -106,7 +106,8 @@ class DirectPrims {
   ncclResult_t copyFrom(int peer, Side side, size_t src, size_t dst, size_t n);
   // Waits until every rank has reached this point.
   ncclResult_t barrier();
-  // Ends the operation (Shared: waits until no rank reads our buffers).
+  // Ends the operation: settles the mover; in Shared mode, and with staging
+  // outside the arena, waits until no rank reads our memory any more.
   ncclResult_t finish();
 
  private:

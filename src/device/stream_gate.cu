@@ -38,8 +38,11 @@ __global__ void gateWaitKernel(GateCounters* counters, uint32_t value, const uin
   atomicAdd_system(exits, 1u);
 }
 
-ncclResult_t checkLaunch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
+// cudaLaunchKernel reports this launch's own failure; the <<<>>> form would
+// leave it to cudaGetLastError, which also returns (and clears) an earlier
+// error of the caller's.
+ncclResult_t launch(const void* kernel, void** args, cudaStream_t stream, const char* what) {
+  const cudaError_t err = cudaLaunchKernel(kernel, dim3(1), dim3(1), args, 0, stream);
   if (err != cudaSuccess)
     CHORUS_FAIL(ncclUnhandledCudaError, "launching the %s kernel failed: %s", what,
                 cudaGetErrorString(err));
@@ -49,14 +52,14 @@ ncclResult_t checkLaunch(const char* what) {
 }  // namespace
 
 ncclResult_t launchGateOpen(GateCounters* counters, uint32_t value, cudaStream_t stream) {
-  gateOpenKernel<<<1, 1, 0, stream>>>(counters, value);
-  return checkLaunch("gate-open");
+  void* args[] = {&counters, &value};
+  return launch(reinterpret_cast<const void*>(gateOpenKernel), args, stream, "gate-open");
 }
 
 ncclResult_t launchGateWait(GateCounters* counters, uint32_t value, const uint32_t* abortFlag,
                             uint32_t* exits, cudaStream_t stream) {
-  gateWaitKernel<<<1, 1, 0, stream>>>(counters, value, abortFlag, exits);
-  return checkLaunch("gate-wait");
+  void* args[] = {&counters, &value, &abortFlag, &exits};
+  return launch(reinterpret_cast<const void*>(gateWaitKernel), args, stream, "gate-wait");
 }
 
 }  // namespace chorus

@@ -1,8 +1,7 @@
 #include "runtime/device_host_staging.h"
 
 #if defined(CHORUS_HAVE_CUDA)
-#include <cuda_runtime.h>
-
+#include <cstdlib>
 #include <vector>
 
 #include "collectives/datatypes.h"
@@ -39,20 +38,18 @@ Extent extentOf(const Op& op, int rank, int nranks) {
 
 }  // namespace
 
-HostBounceBuffer::~HostBounceBuffer() {
-  if (data_ != nullptr) cudaFreeHost(data_);
-}
+HostBounceBuffer::~HostBounceBuffer() { free(data_); }
 
 ncclResult_t HostBounceBuffer::reserve(size_t bytes, char** data) {
   if (bytes > bytes_) {
-    if (data_ != nullptr) cudaFreeHost(data_);
-    data_ = nullptr;
-    bytes_ = 0;
-    const cudaError_t err = cudaHostAlloc(reinterpret_cast<void**>(&data_), bytes, cudaHostAllocPortable);
-    if (err != cudaSuccess)
-      CHORUS_FAIL(ncclSystemError, "cudaHostAlloc of %zu bytes of staging failed: %s", bytes,
-                  cudaGetErrorString(err));
-    bytes_ = bytes;
+    free(data_);
+    bytes_ = alignUp(bytes);
+    data_ = static_cast<char*>(aligned_alloc(kAlign, bytes_));
+    if (data_ == nullptr) {
+      bytes_ = 0;
+      CHORUS_FAIL(ncclSystemError, "out of host memory: %zu bytes of staging for device buffers",
+                  bytes);
+    }
   }
   *data = data_;
   return ncclSuccess;

@@ -4,10 +4,12 @@
 #include <cuda_runtime.h>
 #include <sched.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -51,52 +53,91 @@ class RelaxedCaptureMode {
   cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
 };
 
+// The stream every proxy of this process uses on `device`: one per device,
+// at the highest priority, kept for the life of the process. Few streams
+// keep the proxies' copies and reductions off the hardware queues of the
+// callers' streams, where a held gate would stall them (see design.md);
+// non-blocking, so they never wait for the legacy default stream.
+ncclResult_t proxyStreamFor(int device, cudaStream_t* out) {
+  static std::mutex mutex;
+  static std::map<int, cudaStream_t> streams;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = streams.find(device);
+  if (it == streams.end()) {
+    int least = 0, greatest = 0;
+    CHORUS_CHECK(cudaCheck(cudaDeviceGetStreamPriorityRange(&least, &greatest),
+                           "cudaDeviceGetStreamPriorityRange"));
+    cudaStream_t stream = nullptr;
+    CHORUS_CHECK(cudaCheck(cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking, greatest),
+                           "cudaStreamCreateWithPriority"));
+    it = streams.emplace(device, stream).first;
+  }
+  *out = it->second;
+  return ncclSuccess;
+}
+
 bool reached(uint32_t value, uint32_t target) { return static_cast<int32_t>(value - target) >= 0; }
 
-struct Ticket {
-  std::vector<Op> ops;
-  uint32_t slot = 0;
-  uint32_t target = 0;     // outside capture: the value its gate opens with
-  bool persistent = false; // captured in a graph: runs once per replay
-  uint32_t base = 0;       // persistent: the slot's count when it was captured
-  uint32_t handled = 0;    // persistent: base + replays run so far
+// Set when the graph that captured a ticket is destroyed.
+struct GraphLink {
+  std::atomic<bool> released{false};
 };
+
+}  // namespace
+
+struct DeviceTicket {
+  std::vector<Op> ops;
+  std::vector<cudaStream_t> streams;  // the first carries the gate
+  uint32_t slot = 0;
+  uint32_t target = 0;  // outside capture: the value its gate opens with
+  std::shared_ptr<GraphLink> graph;  // captured in a graph: runs once per replay
+  uint32_t base = 0;     // captured: the slot's count when it was captured
+  uint32_t handled = 0;  // captured: base + replays run so far
+
+  bool persistent() const { return graph != nullptr; }
+  // What the gate kernels are given: the target, or 0 ("count the replay").
+  uint32_t gateValue() const { return persistent() ? 0 : target; }
+};
+
+namespace {
 
 class CudaDeviceQueue final : public DeviceQueue {
  public:
   explicit CudaDeviceQueue(ncclComm* comm) : comm_(comm), slotUses_(kSlots, 0), slotBusy_(kSlots, 0) {}
   ~CudaDeviceQueue() override;
   ncclResult_t init();
-  ncclResult_t post(const Op* ops, size_t n) override;
+  ncclResult_t open(const Op* ops, size_t n, std::shared_ptr<DeviceTicket>* ticket) override;
+  ncclResult_t hold(const std::shared_ptr<DeviceTicket>& ticket) override;
   ncclResult_t shutdown() override;
 
  private:
-  ncclResult_t enqueueGate(const Ticket& ticket, const std::vector<cudaStream_t>& streams);
   ncclResult_t takeSlot(bool persistent, uint32_t* slot);
-  ncclResult_t runTicket(const Ticket& ticket);
+  ncclResult_t runTicket(const DeviceTicket& ticket);
   ncclResult_t runLocal(Op op, DataMover& mover);
   void proxyLoop();
-  void finishTicket(const std::shared_ptr<Ticket>& ticket);
-  bool gateOpen(const Ticket& ticket) const;
-  void releaseStreams();
+  void finishTicket(const std::shared_ptr<DeviceTicket>& ticket);
+  bool gateOpen(const DeviceTicket& ticket) const;
+  void releaseHeldStreams();
+  void dropReleasedGraphs();  // with mutex_ held
 
   ncclComm* comm_;
   GateCounters* counters_ = nullptr;        // pinned and mapped: the host's view
   GateCounters* countersDevice_ = nullptr;  // the device's view
   uint32_t* control_ = nullptr;             // [0] abort word, [1] gate-wait exits
   uint32_t* controlDevice_ = nullptr;
-  cudaStream_t stream_ = nullptr;           // the proxy's copies and reductions
+  cudaStream_t stream_ = nullptr;           // the proxy's copies and reductions (shared)
   std::unique_ptr<CudaMover> mover_;
   HostBounceBuffer bounce_;  // host copies of buffers the direct path does not take
 
   std::mutex mutex_;
   std::condition_variable changed_;  // a ticket was posted or finished, or stop
-  std::deque<std::shared_ptr<Ticket>> eager_;
-  std::vector<std::shared_ptr<Ticket>> persistent_;
+  std::deque<std::shared_ptr<DeviceTicket>> eager_;
+  std::vector<std::shared_ptr<DeviceTicket>> persistent_;
   std::vector<uint32_t> slotUses_;  // gates opened per slot outside capture
   std::vector<char> slotBusy_;
   uint32_t nextSlot_ = 0;
   uint64_t waitsLaunched_ = 0;  // gate-wait kernels enqueued outside capture
+  uint64_t retiredReplays_ = 0; // gate-wait kernels run by replays of destroyed graphs
   bool stopping_ = false;
   bool abandoned_ = false;      // shutdown gave up on unfinished tickets
   std::thread proxy_;
@@ -118,10 +159,7 @@ ncclResult_t CudaDeviceQueue::init() {
   CHORUS_CHECK(cudaCheck(cudaHostGetDevicePointer(reinterpret_cast<void**>(&controlDevice_),
                                                   control_, 0),
                          "cudaHostGetDevicePointer"));
-  // Non-blocking: the proxy's work never waits for the legacy default stream,
-  // on which a caller's gate may be holding.
-  CHORUS_CHECK(cudaCheck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
-                         "cudaStreamCreateWithFlags"));
+  CHORUS_CHECK(proxyStreamFor(comm_->cudaDev, &stream_));
   mover_ = std::make_unique<CudaMover>(stream_);
   comm_->direct.mover = mover_.get();
   return ncclSuccess;
@@ -132,7 +170,7 @@ CudaDeviceQueue::~CudaDeviceQueue() {
   DeviceGuard onDevice(comm_->cudaDev);
   // Gate-wait kernels read the counters until they exit; a stream that never
   // reaches its gate would keep them alive: then the memory is left behind.
-  uint64_t expected = waitsLaunched_;
+  uint64_t expected = waitsLaunched_ + retiredReplays_;
   for (const auto& ticket : persistent_) expected += ticket->handled - ticket->base;
   Deadline deadline = Deadline::after(5);
   while (control_ != nullptr && __atomic_load_n(&control_[1], __ATOMIC_ACQUIRE) <
@@ -148,7 +186,6 @@ CudaDeviceQueue::~CudaDeviceQueue() {
     WARN("rank %d: gate kernels still pending at destroy; their counters are not freed",
          comm_->rank);
   }
-  if (stream_ != nullptr) cudaStreamDestroy(stream_);
   cudaGetLastError();
   if (comm_->direct.mover == mover_.get()) comm_->direct.mover = &hostMover();
 }
@@ -176,94 +213,135 @@ ncclResult_t CudaDeviceQueue::takeSlot(bool persistent, uint32_t* slot) {
   }
 }
 
-ncclResult_t CudaDeviceQueue::enqueueGate(const Ticket& ticket,
-                                          const std::vector<cudaStream_t>& streams) {
-  cudaStream_t first = streams[0];
-  // Other streams of the batch: the gate opens once they reach the batch,
-  // and they go on once it is finished.
+// Other streams of the batch: the gate opens once they reach the batch.
+ncclResult_t joinGroupStreams(const std::vector<cudaStream_t>& streams) {
   for (size_t i = 1; i < streams.size(); ++i) {
     cudaEvent_t joined;
     CHORUS_CHECK(cudaCheck(cudaEventCreateWithFlags(&joined, cudaEventDisableTiming),
                            "cudaEventCreateWithFlags"));
     cudaError_t err = cudaEventRecord(joined, streams[i]);
-    if (err == cudaSuccess) err = cudaStreamWaitEvent(first, joined, 0);
+    if (err == cudaSuccess) err = cudaStreamWaitEvent(streams[0], joined, 0);
     cudaEventDestroy(joined);  // released once the wait no longer needs it
     CHORUS_CHECK(cudaCheck(err, "joining a group's streams"));
-  }
-  const uint32_t value = ticket.persistent ? 0 : ticket.target;
-  CHORUS_CHECK(launchGateOpen(&countersDevice_[ticket.slot], value, first));
-  CHORUS_CHECK(launchGateWait(&countersDevice_[ticket.slot], value, &controlDevice_[0],
-                              &controlDevice_[1], first));
-  if (streams.size() > 1) {
-    cudaEvent_t done;
-    CHORUS_CHECK(cudaCheck(cudaEventCreateWithFlags(&done, cudaEventDisableTiming),
-                           "cudaEventCreateWithFlags"));
-    cudaError_t err = cudaEventRecord(done, first);
-    for (size_t i = 1; i < streams.size() && err == cudaSuccess; ++i)
-      err = cudaStreamWaitEvent(streams[i], done, 0);
-    cudaEventDestroy(done);
-    CHORUS_CHECK(cudaCheck(err, "releasing a group's streams"));
   }
   return ncclSuccess;
 }
 
-ncclResult_t CudaDeviceQueue::post(const Op* ops, size_t n) {
-  auto ticket = std::make_shared<Ticket>();
-  std::vector<cudaStream_t> streams;
+// ... and they go on once it is finished.
+ncclResult_t releaseGroupStreams(const std::vector<cudaStream_t>& streams) {
+  if (streams.size() < 2) return ncclSuccess;
+  cudaEvent_t done;
+  CHORUS_CHECK(cudaCheck(cudaEventCreateWithFlags(&done, cudaEventDisableTiming),
+                         "cudaEventCreateWithFlags"));
+  cudaError_t err = cudaEventRecord(done, streams[0]);
+  for (size_t i = 1; i < streams.size() && err == cudaSuccess; ++i)
+    err = cudaStreamWaitEvent(streams[i], done, 0);
+  cudaEventDestroy(done);
+  return cudaCheck(err, "releasing a group's streams");
+}
+
+// Called by CUDA when the graph holding a captured ticket is destroyed: the
+// proxy may drop the ticket. Makes no CUDA call, touches only the link.
+void CUDART_CB releaseGraphLink(void* heapLink) {
+  auto* link = static_cast<std::shared_ptr<GraphLink>*>(heapLink);
+  (*link)->released.store(true, std::memory_order_release);
+  delete link;
+}
+
+// Ties a captured ticket's life to the graph being captured on `stream`.
+ncclResult_t linkToGraph(cudaStream_t stream, const std::shared_ptr<GraphLink>& link) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cudaGraph_t graph = nullptr;
+  CHORUS_CHECK(cudaCheck(cudaStreamGetCaptureInfo(stream, &status, nullptr, &graph),
+                         "cudaStreamGetCaptureInfo"));
+  auto* heapLink = new std::shared_ptr<GraphLink>(link);
+  cudaUserObject_t object;
+  cudaError_t err = cudaUserObjectCreate(&object, heapLink, releaseGraphLink, 1,
+                                         cudaUserObjectNoDestructorSync);
+  if (err != cudaSuccess) {
+    delete heapLink;
+    return cudaCheck(err, "cudaUserObjectCreate");
+  }
+  // The graph takes our reference: the object dies with the graph.
+  return cudaCheck(cudaGraphRetainUserObject(graph, object, 1, cudaGraphUserObjectMove),
+                   "cudaGraphRetainUserObject");
+}
+
+ncclResult_t CudaDeviceQueue::open(const Op* ops, size_t n, std::shared_ptr<DeviceTicket>* out) {
+  out->reset();
+  auto ticket = std::make_shared<DeviceTicket>();
   for (size_t i = 0; i < n; ++i) {
     const Op& op = ops[i];
     if (op.count == 0) continue;  // moves nothing, waits for nobody
     ticket->ops.push_back(op);
     cudaStream_t stream = static_cast<cudaStream_t>(op.stream);
     bool known = false;
-    for (cudaStream_t s : streams) known = known || s == stream;
-    if (!known) streams.push_back(stream);
+    for (cudaStream_t s : ticket->streams) known = known || s == stream;
+    if (!known) ticket->streams.push_back(stream);
   }
   if (ticket->ops.empty()) return ncclSuccess;
 
   RelaxedCaptureMode relaxed;
   DeviceGuard onDevice(comm_->cudaDev);  // the gate kernels launch on the streams' device
   CHORUS_CHECK(onDevice.result());
+  cudaStream_t first = ticket->streams[0];
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  CHORUS_CHECK(cudaCheck(cudaStreamIsCapturing(streams[0], &capture), "cudaStreamIsCapturing"));
+  CHORUS_CHECK(cudaCheck(cudaStreamIsCapturing(first, &capture), "cudaStreamIsCapturing"));
   if (capture == cudaStreamCaptureStatusInvalidated)
     CHORUS_FAIL(ncclInvalidUsage, "rank %d: the stream's graph capture was invalidated",
                 comm_->rank);
-  ticket->persistent = capture == cudaStreamCaptureStatusActive;
-  CHORUS_CHECK(takeSlot(ticket->persistent, &ticket->slot));
+  if (capture == cudaStreamCaptureStatusActive) {
+    ticket->graph = std::make_shared<GraphLink>();
+    CHORUS_CHECK(linkToGraph(first, ticket->graph));
+  }
+  CHORUS_CHECK(takeSlot(ticket->persistent(), &ticket->slot));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     uint32_t& uses = slotUses_[ticket->slot];
     if (++uses == 0) ++uses;  // 0 means "count the replay" to the gate kernels
     ticket->target = uses;
   }
-  if (ticket->persistent) {
+  if (ticket->persistent()) {
     // Replays count on from what the slot holds (started == finished for a
     // free slot); the counters are never reset, so a gate-wait kernel of the
     // slot's last ticket that has not run yet still finds its target reached.
     ticket->base = __atomic_load_n(&counters_[ticket->slot].started, __ATOMIC_ACQUIRE);
     ticket->handled = ticket->base;
   }
-  ncclResult_t result = enqueueGate(*ticket, streams);
+  ncclResult_t result = joinGroupStreams(ticket->streams);
+  if (result == ncclSuccess)
+    result = launchGateOpen(&countersDevice_[ticket->slot], ticket->gateValue(), first);
   std::lock_guard<std::mutex> lock(mutex_);
   if (result != ncclSuccess) {
-    slotBusy_[ticket->slot] = 0;
+    // Whether a gate-open reached the stream is not known: the slot is not
+    // reused, so a late one cannot disturb another ticket.
     return result;
   }
-  if (ticket->persistent) {
-    persistent_.push_back(ticket);
-  } else {
-    eager_.push_back(ticket);
-    ++waitsLaunched_;
-  }
+  if (ticket->persistent()) persistent_.push_back(ticket);
+  else eager_.push_back(ticket);
   if (!proxy_.joinable()) proxy_ = std::thread([this] { proxyLoop(); });
   changed_.notify_all();
+  *out = std::move(ticket);
   return ncclSuccess;
 }
 
-bool CudaDeviceQueue::gateOpen(const Ticket& ticket) const {
+ncclResult_t CudaDeviceQueue::hold(const std::shared_ptr<DeviceTicket>& ticket) {
+  if (ticket == nullptr) return ncclSuccess;  // nothing was opened
+  RelaxedCaptureMode relaxed;
+  DeviceGuard onDevice(comm_->cudaDev);
+  CHORUS_CHECK(onDevice.result());
+  CHORUS_CHECK(launchGateWait(&countersDevice_[ticket->slot], ticket->gateValue(),
+                              &controlDevice_[0], &controlDevice_[1], ticket->streams[0]));
+  if (!ticket->persistent()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++waitsLaunched_;
+  }
+  return releaseGroupStreams(ticket->streams);
+}
+
+bool CudaDeviceQueue::gateOpen(const DeviceTicket& ticket) const {
   const uint32_t started = __atomic_load_n(&counters_[ticket.slot].started, __ATOMIC_ACQUIRE);
-  return ticket.persistent ? started != ticket.handled : reached(started, ticket.target);
+  return ticket.persistent() ? started != ticket.handled : reached(started, ticket.target);
 }
 
 // One operation of a single-rank communicator: its output is its input
@@ -279,7 +357,7 @@ ncclResult_t CudaDeviceQueue::runLocal(Op op, DataMover& mover) {
 // Collectives in posted order, then the point-to-point operations together
 // (as on host communicators). Collectives of ranks of one host take the
 // direct algorithms on device memory; the rest goes through host memory.
-ncclResult_t CudaDeviceQueue::runTicket(const Ticket& ticket) {
+ncclResult_t CudaDeviceQueue::runTicket(const DeviceTicket& ticket) {
   std::vector<Op> pointToPoint;
   for (Op op : ticket.ops) {
     if (isPointToPoint(op)) {
@@ -288,10 +366,13 @@ ncclResult_t CudaDeviceQueue::runTicket(const Ticket& ticket) {
     }
     if (op.scalarSource != nullptr) {
       // The scalar's value when the operation runs, as NCCL reads it.
+      // On the proxy's stream: a plain cudaMemcpy would wait for the legacy
+      // stream, and through it for a caller's stream held by its gate.
       uint64_t bits = 0;
-      CHORUS_CHECK(cudaCheck(cudaMemcpy(&bits, op.scalarSource, elementSize(op.type),
-                                        cudaMemcpyDefault),
+      CHORUS_CHECK(cudaCheck(cudaMemcpyAsync(&bits, op.scalarSource, elementSize(op.type),
+                                             cudaMemcpyDefault, stream_),
                              "reading a PreMulSum scalar from device memory"));
+      CHORUS_CHECK(cudaCheck(cudaStreamSynchronize(stream_), "reading a PreMulSum scalar"));
       op.redop = preMulSumOp(op.type, &bits);
     }
     if (comm_->nranks == 1) {
@@ -306,10 +387,10 @@ ncclResult_t CudaDeviceQueue::runTicket(const Ticket& ticket) {
   return runThroughHostMemory(comm_, pointToPoint.data(), pointToPoint.size(), *mover_, bounce_);
 }
 
-void CudaDeviceQueue::finishTicket(const std::shared_ptr<Ticket>& ticket) {
+void CudaDeviceQueue::finishTicket(const std::shared_ptr<DeviceTicket>& ticket) {
   std::lock_guard<std::mutex> lock(mutex_);
   GateCounters& counters = counters_[ticket->slot];
-  if (ticket->persistent) {
+  if (ticket->persistent()) {
     ++ticket->handled;
     __atomic_store_n(&counters.finished, ticket->handled, __ATOMIC_RELEASE);
   } else {
@@ -320,8 +401,23 @@ void CudaDeviceQueue::finishTicket(const std::shared_ptr<Ticket>& ticket) {
   changed_.notify_all();
 }
 
+// Forgets the tickets of destroyed graphs (their replays are all run: CUDA
+// releases a graph's objects after its launches end) and frees their slots.
+void CudaDeviceQueue::dropReleasedGraphs() {
+  for (size_t i = 0; i < persistent_.size();) {
+    const DeviceTicket& ticket = *persistent_[i];
+    if (!ticket.graph->released.load(std::memory_order_acquire) || gateOpen(ticket)) {
+      ++i;
+      continue;
+    }
+    retiredReplays_ += ticket.handled - ticket.base;
+    slotBusy_[ticket.slot] = 0;
+    persistent_.erase(persistent_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+}
+
 // Lets every gate-wait kernel go: unfinished operations are abandoned.
-void CudaDeviceQueue::releaseStreams() {
+void CudaDeviceQueue::releaseHeldStreams() {
   __atomic_store_n(&control_[0], 1u, __ATOMIC_RELEASE);
 }
 
@@ -331,11 +427,12 @@ void CudaDeviceQueue::proxyLoop() {
   RelaxedCaptureMode relaxed;
   int polls = 0;
   for (;;) {
-    std::shared_ptr<Ticket> next;
+    std::shared_ptr<DeviceTicket> next;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       if (abandoned_ || comm_->abortFlag.load(std::memory_order_relaxed)) break;
       if (stopping_ && eager_.empty()) break;
+      dropReleasedGraphs();
       if (eager_.empty() && persistent_.empty()) {
         changed_.wait(lock);
         continue;
@@ -363,7 +460,7 @@ void CudaDeviceQueue::proxyLoop() {
     }
     finishTicket(next);
   }
-  releaseStreams();
+  releaseHeldStreams();
 }
 
 ncclResult_t CudaDeviceQueue::shutdown() {
@@ -379,7 +476,7 @@ ncclResult_t CudaDeviceQueue::shutdown() {
   if (unfinished) abandoned_ = true;
   lock.unlock();
   if (proxy_.joinable()) proxy_.join();
-  if (control_ != nullptr) releaseStreams();
+  if (control_ != nullptr) releaseHeldStreams();
   if (unfinished && !comm_->abortFlag.load())
     CHORUS_FAIL(ncclSystemError, "rank %d: device operations still unfinished after %.0f s at "
                 "destroy (were their streams blocked?)", comm_->rank, comm_->timeoutSeconds);

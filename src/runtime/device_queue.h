@@ -30,14 +30,27 @@ struct ncclComm;
 
 namespace chorus {
 
+// One posted batch (opaque outside device_queue.cc).
+struct DeviceTicket;
+
 class DeviceQueue {
  public:
   // Starts the proxy thread (lazily, on the first ticket) and allocates the
   // gate counters. Called at the end of a device communicator's init.
   static ncclResult_t create(ncclComm* comm, std::unique_ptr<DeviceQueue>* out);
   virtual ~DeviceQueue() = default;
-  // Enqueues ops[0..n) on their streams (see above).
-  virtual ncclResult_t post(const Op* ops, size_t n) = 0;
+  // Enqueues ops[0..n) on their streams (see above), in two steps: open()
+  // enqueues the gate-open (and hands the ticket to the proxy), hold() the
+  // gate-wait. A group of several communicators opens every gate before it
+  // holds any, so ranks of one process that share a stream cannot block
+  // each other's gates. `ticket` is null when nothing needed posting.
+  virtual ncclResult_t open(const Op* ops, size_t n, std::shared_ptr<DeviceTicket>* ticket) = 0;
+  virtual ncclResult_t hold(const std::shared_ptr<DeviceTicket>& ticket) = 0;
+  ncclResult_t post(const Op* ops, size_t n) {
+    std::shared_ptr<DeviceTicket> ticket;
+    ncclResult_t result = open(ops, n, &ticket);
+    return result != ncclSuccess ? result : hold(ticket);
+  }
   // Waits (bounded by CHORUS_TIMEOUT) until every ticket posted outside
   // graph capture has finished; then stops the proxy. With comm->abortFlag
   // set, gives up on unfinished tickets at once and releases their streams.

@@ -1,5 +1,6 @@
 #include "runtime/group.h"
 
+#include <memory>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -83,20 +84,33 @@ ncclResult_t groupEnd() {
   if (--tDepth > 0) return ncclSuccess;
   std::vector<GroupJob> jobs = std::move(tJobs);
   tJobs.clear();
+  // Device communicators post on this thread: first every gate opens, then
+  // every gate holds its stream, so ranks whose streams are shared cannot
+  // hold one another's gates closed.
   ncclResult_t posted = ncclSuccess;
+  std::vector<std::pair<ncclComm*, std::shared_ptr<DeviceTicket>>> opened;
   for (OpBatch& batch : tBatches) {
     ncclComm* comm = batch.comm;
     if (postsInline(comm)) {
       comm->pendingJobs.fetch_add(1, std::memory_order_acq_rel);
+      std::shared_ptr<DeviceTicket> ticket;
       const ncclResult_t result =
-          recordOutcome(comm, executeOps(comm, batch.ops.data(), batch.ops.size()));
-      if (posted == ncclSuccess) posted = result;
+          comm->deviceQueue->open(batch.ops.data(), batch.ops.size(), &ticket);
+      if (result == ncclSuccess) {
+        opened.emplace_back(comm, std::move(ticket));
+      } else if (recordOutcome(comm, result) != ncclSuccess && posted == ncclSuccess) {
+        posted = result;
+      }
       continue;
     }
     jobs.push_back(makeJob(
         comm, [comm, ops = std::move(batch.ops)] { return executeOps(comm, ops.data(), ops.size()); }));
   }
   tBatches.clear();
+  for (auto& [comm, ticket] : opened) {
+    const ncclResult_t result = recordOutcome(comm, comm->deviceQueue->hold(ticket));
+    if (posted == ncclSuccess) posted = result;
+  }
   if (jobs.empty()) return posted;
 
   // The common case, one blocking communicator: run it on this thread.
