@@ -14,8 +14,9 @@
 //
 // Under CUDA graph capture the two kernels become graph nodes and the
 // ticket is kept: each replay opens its gate again, and the proxy runs the
-// ticket once per replay. A single-rank communicator needs no proxy: its
-// operations are copies (or reduce-copies) enqueued on the stream itself.
+// ticket once per replay; a CUDA user object tells the proxy when the graph
+// is gone. A single-rank communicator's operations are reduce-copies, run
+// by the proxy like any other ticket.
 //
 // Built only with CUDA; without it no device communicator exists.
 #pragma once

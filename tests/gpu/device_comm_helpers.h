@@ -14,11 +14,13 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "nccl.h"
@@ -80,6 +82,22 @@ struct DeviceBuffer {
   DeviceBuffer(const DeviceBuffer&) = delete;
   unsigned char* bytes() const { return static_cast<unsigned char*>(p); }
 };
+
+// Page-locked host memory, so that cudaMemcpyAsync is truly asynchronous
+// (null when cudaMallocHost failed).
+struct PinnedFloats {
+  float* p = nullptr;
+  explicit PinnedFloats(size_t count) {
+    if (cudaMallocHost(reinterpret_cast<void**>(&p), count * sizeof(float)) != cudaSuccess) p = nullptr;
+  }
+  ~PinnedFloats() { cudaFreeHost(p); }
+  PinnedFloats(PinnedFloats&& o) noexcept : p(o.p) { o.p = nullptr; }
+  PinnedFloats(const PinnedFloats&) = delete;
+};
+
+// A cudaLaunchHostFunc callback that holds its stream for 50 ms, so that work
+// enqueued behind it has surely not run when the host goes on.
+inline void CUDART_CB holdTheStream(void*) { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }
 
 enum class InitWay { InitAll, GroupOfInitRank };
 
@@ -276,6 +294,12 @@ inline ::testing::AssertionResult sameElements(ncclDataType_t t, const unsigned 
                                        << " elements wrong; first at " << first << ": got "
                                        << decode(t, got + first * es) << ", want "
                                        << decode(t, want + first * es);
+}
+
+inline ::testing::AssertionResult sameFloats(const float* got, const std::vector<float>& want,
+                                             const std::string& what) {
+  return sameElements(ncclFloat32, reinterpret_cast<const unsigned char*>(got),
+                      reinterpret_cast<const unsigned char*>(want.data()), want.size(), what);
 }
 
 // ---- one operation on every rank, with its reference -----------------------

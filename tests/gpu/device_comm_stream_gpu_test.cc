@@ -25,17 +25,6 @@ namespace {
 
 constexpr size_t kCount = (size_t(1) << 20) + 3;  // floats per rank
 
-// Page-locked host memory, so that cudaMemcpyAsync is truly asynchronous.
-struct PinnedFloats {
-  float* p = nullptr;
-  explicit PinnedFloats(size_t count) {
-    if (cudaMallocHost(reinterpret_cast<void**>(&p), count * sizeof(float)) != cudaSuccess) p = nullptr;
-  }
-  ~PinnedFloats() { cudaFreeHost(p); }
-  PinnedFloats(PinnedFloats&& o) noexcept : p(o.p) { o.p = nullptr; }
-  PinnedFloats(const PinnedFloats&) = delete;
-};
-
 // inputValue(ncclFloat32, r, i, seed) for rank r, and the sum over n ranks.
 void inputs(PinnedFloats& host, int rank, uint64_t seed) {
   for (size_t i = 0; i < kCount; ++i) host.p[i] = float(inputValue(ncclFloat32, rank, i, seed));
@@ -48,12 +37,6 @@ std::vector<float> sums(int n, uint64_t seed, float factor = 1) {
     want[i] = float(s * factor);
   }
   return want;
-}
-
-::testing::AssertionResult sameFloats(const float* got, const std::vector<float>& want,
-                                      const std::string& what) {
-  return sameElements(ncclFloat32, reinterpret_cast<const unsigned char*>(got),
-                      reinterpret_cast<const unsigned char*>(want.data()), want.size(), what);
 }
 
 // A float sum AllReduce of kCount elements over the given device buffers
@@ -92,10 +75,6 @@ class DeviceStreams : public ::testing::TestWithParam<int> {
   DeviceComms dc_;
 };
 
-// Holds a stream for a while, so that a collective that did not wait for the
-// copy enqueued behind it would read the stale input.
-void CUDART_CB holdTheStream(void*) { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }
-
 TEST_P(DeviceStreams, CollectiveSeesEarlierWorkOnItsStreamAndLaterWorkSeesItsResult) {
   const int n = GetParam();
   std::vector<DeviceBuffer> send, recv, twice;
@@ -109,6 +88,8 @@ TEST_P(DeviceStreams, CollectiveSeesEarlierWorkOnItsStreamAndLaterWorkSeesItsRes
     inputs(in[r], r, 7);
   }
   ASSERT_CUDA_OK(cudaDeviceSynchronize());
+  // Held streams: a collective that did not wait for the copy enqueued
+  // behind the hold would read the stale input.
   for (int r = 0; r < n; ++r) {
     ASSERT_CUDA_OK(cudaLaunchHostFunc(dc_.streams[r], holdTheStream, nullptr));
     ASSERT_CUDA_OK(cudaMemcpyAsync(send[r].p, in[r].p, kCount * 4, cudaMemcpyHostToDevice, dc_.streams[r]));
