@@ -72,6 +72,7 @@ ncclResult_t commSplit(ncclComm* parent, int color, int key, ncclComm_t* out,
     CommConfig childConfig = parent->config;  // inherited when config is NULL
     if (config != nullptr) CHORUS_CHECK(parseConfig(config, &childConfig));
     CHORUS_CHECK(newCommWithConfig(childConfig, &child));
+    child->cudaDev = parent->cudaDev;  // the parent's device, whichever is current here
     *out = child;
   }
   ncclResult_t result =

@@ -6,6 +6,8 @@
 // sum, bfloat16 avg and float avg for the reductions. Stream ordering, groups,
 // graph capture and errors are in device_comm_stream_gpu_test.cc.
 // Skipped, with a message, where no CUDA device is usable or CHORUS_DEVICE=host.
+#include <algorithm>
+
 #include "gpu/device_comm_helpers.h"
 
 using namespace chorus::gputest;
@@ -123,6 +125,31 @@ TEST_P(DeviceCollectives, InitRankInAGroupFromOneThreadMakesAWorkingClique) {
   }
   // Both cliques live at once, on the same GPU, without disturbing each other.
   ASSERT_TRUE(runJob(dc_, Spec{Kind::ReduceScatter, ncclInt32, ncclMax, 4099, 0, false}, ++seed_));
+}
+
+// ncclCommSplit from one thread (a group): the children stay on the
+// parents' device whatever device is current, and work.
+TEST_P(DeviceCollectives, SplitChildrenStayOnTheParentsDeviceAndWork) {
+  DeviceComms children;
+  children.streams = dc_.streams;
+  children.comms.assign(dc_.comms.size(), nullptr);
+  ASSERT_NCCL_OK(ncclGroupStart());
+  for (int r = 0; r < dc_.size(); ++r)
+    ncclCommSplit(dc_.comms[r], 0, dc_.size() - 1 - r, &children.comms[r], nullptr);
+  ASSERT_NCCL_OK(ncclGroupEnd());
+  for (int r = 0; r < dc_.size(); ++r) {
+    int device = -1, rank = -1;
+    EXPECT_NCCL_OK(ncclCommCuDevice(children.comms[r], &device));
+    EXPECT_NCCL_OK(ncclCommUserRank(children.comms[r], &rank));
+    EXPECT_EQ(device, 0);
+    EXPECT_EQ(rank, dc_.size() - 1 - r);  // ordered by key
+  }
+  // The children's ranks run in reverse order: put them back in rank order
+  // for the job, which expects comms[r] to be rank r.
+  std::reverse(children.comms.begin(), children.comms.end());
+  std::reverse(children.streams.begin(), children.streams.end());
+  ASSERT_TRUE(runJob(children, Spec{Kind::AllReduce, ncclFloat32, ncclSum, 4099, 0, false}, ++seed_));
+  children.streams.clear();  // the parents' streams, destroyed with dc_
 }
 
 INSTANTIATE_TEST_SUITE_P(OnOneGpu, DeviceCollectives, ::testing::Values(1, 2, 4), ranksName);
