@@ -115,6 +115,19 @@ struct DeviceComms {
   }
 };
 
+inline ::testing::AssertionResult makeComms(int n, InitWay way, DeviceComms* out);
+
+// Tests on a clique of GetParam() ranks on GPU 0 (ncclCommInitAll), skipped
+// with a message where device communicators are not available.
+class CliqueOnGpu0 : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    SKIP_WITHOUT_DEVICE_COMMS();
+    ASSERT_TRUE(makeComms(GetParam(), InitWay::InitAll, &dc_));
+  }
+  DeviceComms dc_;
+};
+
 // ncclCommInitAll(comms, n, {0,...,0}), or one thread calling ncclCommInitRank
 // for every rank inside ncclGroupStart/End, each after cudaSetDevice(0).
 inline ::testing::AssertionResult makeComms(int n, InitWay way, DeviceComms* out) {

@@ -143,14 +143,7 @@ TEST(DeviceGraphSlots, CapturingAndDestroying1100GraphsGivesTheirSlotsBack) {
   EXPECT_TRUE(runJob(dc, Spec{Kind::AllReduce, ncclFloat32, ncclSum, 1001, 0, false}, 3000));
 }
 
-class DeviceCommEnding : public ::testing::TestWithParam<int> {
- protected:
-  void SetUp() override {
-    SKIP_WITHOUT_DEVICE_COMMS();
-    ASSERT_TRUE(makeComms(GetParam(), InitWay::InitAll, &dc_));
-  }
-  DeviceComms dc_;
-};
+class DeviceCommEnding : public CliqueOnGpu0 {};
 
 // On each rank's stream: a 50 ms hold, the input copy, the AllReduce, the
 // copy back into pinned memory; then every communicator is destroyed at

@@ -66,14 +66,7 @@ std::vector<float> sums(int n, uint64_t seed, float factor = 1) {
   return ::testing::AssertionSuccess();
 }
 
-class DeviceStreams : public ::testing::TestWithParam<int> {
- protected:
-  void SetUp() override {
-    SKIP_WITHOUT_DEVICE_COMMS();
-    ASSERT_TRUE(makeComms(GetParam(), InitWay::InitAll, &dc_));
-  }
-  DeviceComms dc_;
-};
+class DeviceStreams : public CliqueOnGpu0 {};
 
 TEST_P(DeviceStreams, CollectiveSeesEarlierWorkOnItsStreamAndLaterWorkSeesItsResult) {
   const int n = GetParam();

@@ -59,14 +59,7 @@ struct BlockingStreams {
   BlockingStreams& operator=(const BlockingStreams&) = delete;
 };
 
-class DeviceStreamKinds : public ::testing::TestWithParam<int> {
- protected:
-  void SetUp() override {
-    SKIP_WITHOUT_DEVICE_COMMS();
-    ASSERT_TRUE(makeComms(GetParam(), InitWay::InitAll, &dc_));
-  }
-  DeviceComms dc_;
-};
+class DeviceStreamKinds : public CliqueOnGpu0 {};
 
 // Reductions, data movement, and Send/Recv (which goes through host memory).
 TEST_P(DeviceStreamKinds, BlockingStreamOnEveryRankGivesExactResults) {
