@@ -7,9 +7,6 @@
 namespace chorus {
 namespace {
 
-// Polls host memory over the bus: a pause between reads leaves it to others.
-constexpr unsigned kPollNanoseconds = 1000;
-
 __device__ uint32_t loadVolatile(const uint32_t* word) {
   return *static_cast<const volatile uint32_t*>(word);
 }
@@ -21,21 +18,6 @@ __global__ void gateOpenKernel(GateCounters* counters, uint32_t value) {
   const uint32_t next = value != 0 ? value : loadVolatile(&counters->started) + 1;
   *static_cast<volatile uint32_t*>(&counters->started) = next;
   __threadfence_system();
-}
-
-__global__ void gateWaitKernel(GateCounters* counters, uint32_t value, const uint32_t* abortFlag,
-                               uint32_t* exits) {
-  const uint32_t target = value != 0 ? value : loadVolatile(&counters->started);
-  while (static_cast<int32_t>(loadVolatile(&counters->finished) - target) < 0 &&
-         loadVolatile(abortFlag) == 0) {
-#if __CUDA_ARCH__ >= 700
-    __nanosleep(kPollNanoseconds);
-#endif
-  }
-  // The proxy's writes to the operation's output are visible to the work
-  // that follows on the stream.
-  __threadfence_system();
-  atomicAdd_system(exits, 1u);
 }
 
 // cudaLaunchKernel reports this launch's own failure; the <<<>>> form would
@@ -54,12 +36,6 @@ ncclResult_t launch(const void* kernel, void** args, cudaStream_t stream, const 
 ncclResult_t launchGateOpen(GateCounters* counters, uint32_t value, cudaStream_t stream) {
   void* args[] = {&counters, &value};
   return launch(reinterpret_cast<const void*>(gateOpenKernel), args, stream, "gate-open");
-}
-
-ncclResult_t launchGateWait(GateCounters* counters, uint32_t value, const uint32_t* abortFlag,
-                            uint32_t* exits, cudaStream_t stream) {
-  void* args[] = {&counters, &value, &abortFlag, &exits};
-  return launch(reinterpret_cast<const void*>(gateWaitKernel), args, stream, "gate-wait");
 }
 
 }  // namespace chorus

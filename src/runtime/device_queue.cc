@@ -21,9 +21,11 @@
 #include "common/result.h"
 #include "device/reduce_copy_kernel.h"
 #include "device/stream_gate.h"
+#include "device/worker_kernel.h"
 #include "runtime/comm.h"
 #include "runtime/device.h"
 #include "runtime/device_host_staging.h"
+#include "runtime/command_mover.h"
 #include "runtime/device_mover.h"
 #include "runtime/host_executor.h"
 
@@ -31,7 +33,9 @@ namespace chorus {
 namespace {
 
 // Gate counters per communicator: tickets in flight at once, plus graphs'.
-constexpr uint32_t kSlots = 1024;
+constexpr uint32_t kSlots = kRingTickets;
+// [0] abort word (worker kernels leave when it is set), [1] worker blocks exited.
+constexpr size_t kControlWords = 16;
 // The proxy polls open gates this many times (yielding the core) before it
 // sleeps between polls.
 constexpr int kPollsBeforeSleep = 4096;
@@ -74,6 +78,92 @@ ncclResult_t proxyStreamFor(int device, cudaStream_t* out) {
   }
   *out = it->second;
   return ncclSuccess;
+}
+
+// Mapped pinned memory, kept for reuse once a communicator is done with it:
+// cudaHostAlloc and cudaFreeHost may wait for the whole device, where other
+// communicators' kernels may be holding streams for a long time.
+struct PinnedPool {
+  std::mutex mutex;
+  std::multimap<size_t, void*> blocks;
+};
+
+PinnedPool& pinnedPool() {
+  static auto* pool = new PinnedPool;  // never destroyed: blocks outlive static destruction
+  return *pool;
+}
+
+template <typename T>
+ncclResult_t takePinned(size_t count, T** out) {
+  const size_t bytes = sizeof(T) * count;
+  PinnedPool& pool = pinnedPool();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  void* block = nullptr;
+  auto it = pool.blocks.find(bytes);
+  if (it != pool.blocks.end()) {
+    block = it->second;
+    pool.blocks.erase(it);
+  } else {
+    CHORUS_CHECK(cudaCheck(cudaHostAlloc(&block, bytes, cudaHostAllocMapped | cudaHostAllocPortable),
+                           "cudaHostAlloc of a device communicator's control memory"));
+  }
+  memset(block, 0, bytes);
+  *out = static_cast<T*>(block);
+  return ncclSuccess;
+}
+
+template <typename T>
+void givePinned(size_t count, T* block) {
+  if (block == nullptr) return;
+  PinnedPool& pool = pinnedPool();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  pool.blocks.emplace(sizeof(T) * count, block);
+}
+
+// Grid-barrier counters of worker kernels, in device memory: allocated in
+// chunks per device and reused, never freed (cudaFree would wait for the
+// whole device).
+struct BarrierPool {
+  std::mutex mutex;
+  std::map<int, std::vector<uint32_t*>> free;
+};
+
+BarrierPool& barrierPool() {
+  static auto* pool = new BarrierPool;
+  return *pool;
+}
+
+// A counter of `device`, zeroed on `stream`.
+ncclResult_t takeBarrier(int device, cudaStream_t stream, uint32_t** out) {
+  constexpr size_t kChunk = 256;
+  BarrierPool& pool = barrierPool();
+  {
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    std::vector<uint32_t*>& counters = pool.free[device];
+    if (counters.empty()) {
+      uint32_t* chunk = nullptr;
+      CHORUS_CHECK(cudaCheck(cudaMalloc(&chunk, kChunk * sizeof(uint32_t)),
+                             "cudaMalloc of worker barrier counters"));
+      for (size_t i = 0; i < kChunk; ++i) counters.push_back(chunk + i);
+    }
+    *out = counters.back();
+    counters.pop_back();
+  }
+  CHORUS_CHECK(cudaCheck(cudaMemsetAsync(*out, 0, sizeof(uint32_t), stream), "cudaMemsetAsync"));
+  return cudaCheck(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+}
+
+void giveBarrier(int device, uint32_t* counter) {
+  if (counter == nullptr) return;
+  BarrierPool& pool = barrierPool();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  pool.free[device].push_back(counter);
+}
+
+template <typename T>
+ncclResult_t deviceView(T* host, T** device) {
+  return cudaCheck(cudaHostGetDevicePointer(reinterpret_cast<void**>(device), host, 0),
+                   "cudaHostGetDevicePointer");
 }
 
 bool reached(uint32_t value, uint32_t target) { return static_cast<int32_t>(value - target) >= 0; }
@@ -123,10 +213,14 @@ class CudaDeviceQueue final : public DeviceQueue {
   ncclComm* comm_;
   GateCounters* counters_ = nullptr;        // pinned and mapped: the host's view
   GateCounters* countersDevice_ = nullptr;  // the device's view
-  uint32_t* control_ = nullptr;             // [0] abort word, [1] gate-wait exits
+  uint32_t* control_ = nullptr;             // kControlWords words
   uint32_t* controlDevice_ = nullptr;
   cudaStream_t stream_ = nullptr;           // the proxy's copies and reductions (shared)
-  std::unique_ptr<CudaMover> mover_;
+  std::unique_ptr<CudaMover> mover_;          // the host-memory path's copies (proxy stream)
+  std::unique_ptr<CommandMover> commands_;    // the direct path's, run by the worker kernels
+  RingState* ring_ = nullptr;                 // pinned and mapped: the host's view
+  RingState* ringDevice_ = nullptr;
+  uint32_t* barrier_ = nullptr;               // the workers' grid barrier (device memory)
   HostBounceBuffer bounce_;  // host copies of buffers the direct path does not take
 
   std::mutex mutex_;
@@ -136,8 +230,8 @@ class CudaDeviceQueue final : public DeviceQueue {
   std::vector<uint32_t> slotUses_;  // gates opened per slot outside capture
   std::vector<char> slotBusy_;
   uint32_t nextSlot_ = 0;
-  uint64_t waitsLaunched_ = 0;  // gate-wait kernels enqueued outside capture
-  uint64_t retiredReplays_ = 0; // gate-wait kernels run by replays of destroyed graphs
+  uint64_t workersLaunched_ = 0;  // worker kernels enqueued outside capture
+  uint64_t retiredReplays_ = 0;   // worker kernels run by replays of destroyed graphs
   bool stopping_ = false;
   bool abandoned_ = false;      // shutdown gave up on unfinished tickets
   std::thread proxy_;
@@ -145,49 +239,43 @@ class CudaDeviceQueue final : public DeviceQueue {
 
 ncclResult_t CudaDeviceQueue::init() {
   RelaxedCaptureMode relaxed;
-  const unsigned flags = cudaHostAllocMapped | cudaHostAllocPortable;
-  CHORUS_CHECK(cudaCheck(cudaHostAlloc(reinterpret_cast<void**>(&counters_),
-                                       sizeof(GateCounters) * kSlots, flags),
-                         "cudaHostAlloc of the gate counters"));
-  memset(counters_, 0, sizeof(GateCounters) * kSlots);
-  CHORUS_CHECK(cudaCheck(cudaHostAlloc(reinterpret_cast<void**>(&control_), 64, flags),
-                         "cudaHostAlloc of the gate control words"));
-  memset(control_, 0, 64);
-  CHORUS_CHECK(cudaCheck(cudaHostGetDevicePointer(reinterpret_cast<void**>(&countersDevice_),
-                                                  counters_, 0),
-                         "cudaHostGetDevicePointer"));
-  CHORUS_CHECK(cudaCheck(cudaHostGetDevicePointer(reinterpret_cast<void**>(&controlDevice_),
-                                                  control_, 0),
-                         "cudaHostGetDevicePointer"));
+  CHORUS_CHECK(takePinned(kSlots, &counters_));
+  CHORUS_CHECK(takePinned(kControlWords, &control_));
+  CHORUS_CHECK(takePinned(1, &ring_));
+  CHORUS_CHECK(deviceView(counters_, &countersDevice_));
+  CHORUS_CHECK(deviceView(control_, &controlDevice_));
+  CHORUS_CHECK(deviceView(ring_, &ringDevice_));
   CHORUS_CHECK(proxyStreamFor(comm_->cudaDev, &stream_));
+  CHORUS_CHECK(takeBarrier(comm_->cudaDev, stream_, &barrier_));
   mover_ = std::make_unique<CudaMover>(stream_);
-  comm_->direct.mover = mover_.get();
+  commands_ = std::make_unique<CommandMover>(ring_, kWorkerBlocks, &comm_->abortFlag,
+                                             comm_->timeoutSeconds, comm_->rank);
+  comm_->direct.mover = commands_.get();
   return ncclSuccess;
 }
 
 CudaDeviceQueue::~CudaDeviceQueue() {
   shutdown();
-  DeviceGuard onDevice(comm_->cudaDev);
-  // Gate-wait kernels read the counters until they exit; a stream that never
-  // reaches its gate would keep them alive: then the memory is left behind.
-  uint64_t expected = waitsLaunched_ + retiredReplays_;
-  for (const auto& ticket : persistent_) expected += ticket->handled - ticket->base;
+  // Worker blocks read the ring and counters until they exit; a stream that
+  // never reaches its worker would keep one alive: then the memory is left
+  // behind rather than reused.
+  uint64_t workers = workersLaunched_ + retiredReplays_;
+  for (const auto& ticket : persistent_) workers += ticket->handled - ticket->base;
+  const uint32_t expected = static_cast<uint32_t>(workers * kWorkerBlocks);
+  auto exited = [&] { return __atomic_load_n(&control_[1], __ATOMIC_ACQUIRE) >= expected; };
   Deadline deadline = Deadline::after(5);
-  while (control_ != nullptr && __atomic_load_n(&control_[1], __ATOMIC_ACQUIRE) <
-                                    static_cast<uint32_t>(expected) &&
-         !deadline.expired())
+  while (control_ != nullptr && !exited() && !deadline.expired())
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  const bool quiet = control_ == nullptr ||
-                     __atomic_load_n(&control_[1], __ATOMIC_ACQUIRE) >= static_cast<uint32_t>(expected);
-  if (quiet) {
-    if (counters_ != nullptr) cudaFreeHost(counters_);
-    if (control_ != nullptr) cudaFreeHost(control_);
+  if (control_ == nullptr || exited()) {
+    givePinned(kSlots, counters_);
+    givePinned(kControlWords, control_);
+    givePinned(1, ring_);
+    giveBarrier(comm_->cudaDev, barrier_);
   } else {
-    WARN("rank %d: gate kernels still pending at destroy; their counters are not freed",
+    WARN("rank %d: worker kernels still pending at destroy; their memory is not reused",
          comm_->rank);
   }
-  cudaGetLastError();
-  if (comm_->direct.mover == mover_.get()) comm_->direct.mover = &hostMover();
+  if (comm_->direct.mover == commands_.get()) comm_->direct.mover = &hostMover();
 }
 
 ncclResult_t CudaDeviceQueue::takeSlot(bool persistent, uint32_t* slot) {
@@ -330,11 +418,12 @@ ncclResult_t CudaDeviceQueue::hold(const std::shared_ptr<DeviceTicket>& ticket) 
   RelaxedCaptureMode relaxed;
   DeviceGuard onDevice(comm_->cudaDev);
   CHORUS_CHECK(onDevice.result());
-  CHORUS_CHECK(launchGateWait(&countersDevice_[ticket->slot], ticket->gateValue(),
-                              &controlDevice_[0], &controlDevice_[1], ticket->streams[0]));
+  CHORUS_CHECK(launchWorker(ringDevice_, ticket->slot, ticket->gateValue(),
+                            &countersDevice_[ticket->slot], &controlDevice_[0],
+                            &controlDevice_[1], barrier_, ticket->streams[0]));
   if (!ticket->persistent()) {
     std::lock_guard<std::mutex> lock(mutex_);
-    ++waitsLaunched_;
+    ++workersLaunched_;
   }
   return releaseGroupStreams(ticket->streams);
 }
@@ -376,7 +465,7 @@ ncclResult_t CudaDeviceQueue::runTicket(const DeviceTicket& ticket) {
       op.redop = preMulSumOp(op.type, &bits);
     }
     if (comm_->nranks == 1) {
-      CHORUS_CHECK(runLocal(op, *mover_));
+      CHORUS_CHECK(runLocal(op, *commands_));
     } else if (comm_->arena != nullptr) {
       CHORUS_CHECK(executeHostOps(comm_, &op, 1));
     } else {
@@ -448,15 +537,19 @@ void CudaDeviceQueue::proxyLoop() {
       continue;
     }
     polls = 0;
-    // After a failure the communicator is broken (reported through
-    // ncclCommGetAsyncError); later tickets release their streams unrun.
-    if (comm_->asyncResult.load(std::memory_order_acquire) == ncclSuccess) {
-      const ncclResult_t result = runTicket(*next);
-      if (result != ncclSuccess) {
-        comm_->asyncErrorText = lastError();
-        ncclResult_t none = ncclSuccess;
-        comm_->asyncResult.compare_exchange_strong(none, result);
-      }
+    // The ticket's worker takes the commands posted from here; its Exit
+    // lets the stream go. After a failure the communicator is broken
+    // (reported through ncclCommGetAsyncError): later tickets release their
+    // streams unrun.
+    commands_->beginTicket(next->slot, next->persistent() ? next->handled + 1 : next->target);
+    ncclResult_t result = ncclSuccess;
+    if (comm_->asyncResult.load(std::memory_order_acquire) == ncclSuccess) result = runTicket(*next);
+    if (result == ncclSuccess) result = commands_->endTicket();
+    else if (commands_->endTicket() != ncclSuccess) releaseHeldStreams();
+    if (result != ncclSuccess) {
+      comm_->asyncErrorText = lastError();
+      ncclResult_t none = ncclSuccess;
+      comm_->asyncResult.compare_exchange_strong(none, result);
     }
     finishTicket(next);
   }

@@ -1,22 +1,20 @@
 // Device communicators: operations on the caller's CUDA stream.
 //
-// post() turns a batch (one call, or a communicator's part of a group) into
-// a ticket and returns at once. On the batch's stream it enqueues two small
-// kernels (device/stream_gate.h): one opens the ticket's gate when the
-// stream reaches it, the next holds the stream until the ticket is finished.
-// The communicator's proxy thread takes tickets in posted order, waits for
-// each gate to open, runs the batch with the direct algorithms on device
-// memory (copies and reductions on its own stream, see device_mover.h), and
-// marks it finished (what the direct path does not take goes through host
-// memory, see device_host_staging.h). A group is one ticket: one gate, however many
-// operations it holds. Other streams of the batch join the first one with
-// events before the gate and after the wait.
+// A batch (one call, or a communicator's part of a group) becomes a ticket.
+// open() enqueues a gate-open kernel (device/stream_gate.h) on the batch's
+// stream and hands the ticket to the communicator's proxy thread; hold()
+// enqueues the worker kernel (device/worker_kernel.h) right after it. The
+// proxy takes tickets in posted order, waits for each gate to open, and runs
+// the batch with the direct algorithms: each copy and reduction becomes a
+// command that the worker, holding the stream, runs (runtime/command_mover.h,
+// device/command_ring.h); the ticket's last command lets the worker, and the
+// stream, go. What the direct path does not take goes through host memory
+// (device_host_staging.h). A group opens every communicator's gate before it
+// holds any stream. Other streams of a batch join the first one with events.
 //
-// Under CUDA graph capture the two kernels become graph nodes and the
-// ticket is kept: each replay opens its gate again, and the proxy runs the
-// ticket once per replay; a CUDA user object tells the proxy when the graph
-// is gone. A single-rank communicator's operations are reduce-copies, run
-// by the proxy like any other ticket.
+// Under CUDA graph capture both kernels become graph nodes and the ticket is
+// kept: each replay opens its gate again, and the proxy runs the ticket once
+// per replay; a CUDA user object tells the proxy when the graph is gone.
 //
 // Built only with CUDA; without it no device communicator exists.
 #pragma once
