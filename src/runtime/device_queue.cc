@@ -185,7 +185,7 @@ struct DeviceTicket {
   uint32_t handled = 0;  // captured: base + replays run so far
 
   bool persistent() const { return graph != nullptr; }
-  // What the gate kernels are given: the target, or 0 ("count the replay").
+  // What the gate-open and worker kernels are given: the target, or 0 ("count the replay").
   uint32_t gateValue() const { return persistent() ? 0 : target; }
 };
 
@@ -370,7 +370,7 @@ ncclResult_t CudaDeviceQueue::open(const Op* ops, size_t n, std::shared_ptr<Devi
   if (ticket->ops.empty()) return ncclSuccess;
 
   RelaxedCaptureMode relaxed;
-  DeviceGuard onDevice(comm_->cudaDev);  // the gate kernels launch on the streams' device
+  DeviceGuard onDevice(comm_->cudaDev);  // the kernels launch on the streams' device
   CHORUS_CHECK(onDevice.result());
   cudaStream_t first = ticket->streams[0];
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
@@ -386,13 +386,13 @@ ncclResult_t CudaDeviceQueue::open(const Op* ops, size_t n, std::shared_ptr<Devi
   {
     std::lock_guard<std::mutex> lock(mutex_);
     uint32_t& uses = slotUses_[ticket->slot];
-    if (++uses == 0) ++uses;  // 0 means "count the replay" to the gate kernels
+    if (++uses == 0) ++uses;  // 0 means "count the replay" to the kernels
     ticket->target = uses;
   }
   if (ticket->persistent()) {
-    // Replays count on from what the slot holds (started == finished for a
-    // free slot); the counters are never reset, so a gate-wait kernel of the
-    // slot's last ticket that has not run yet still finds its target reached.
+    // Replays count on from what the slot holds (the last gate value of a
+    // free slot); the counters are never reset, so the first replay's worker
+    // waits for a go value the slot has not had yet.
     ticket->base = __atomic_load_n(&counters_[ticket->slot].started, __ATOMIC_ACQUIRE);
     ticket->handled = ticket->base;
   }
@@ -505,7 +505,7 @@ void CudaDeviceQueue::dropReleasedGraphs() {
   }
 }
 
-// Lets every gate-wait kernel go: unfinished operations are abandoned.
+// Lets every worker kernel go: unfinished operations are abandoned.
 void CudaDeviceQueue::releaseHeldStreams() {
   __atomic_store_n(&control_[0], 1u, __ATOMIC_RELEASE);
 }
@@ -544,8 +544,11 @@ void CudaDeviceQueue::proxyLoop() {
     commands_->beginTicket(next->slot, next->persistent() ? next->handled + 1 : next->target);
     ncclResult_t result = ncclSuccess;
     if (comm_->asyncResult.load(std::memory_order_acquire) == ncclSuccess) result = runTicket(*next);
-    if (result == ncclSuccess) result = commands_->endTicket();
-    else if (commands_->endTicket() != ncclSuccess) releaseHeldStreams();
+    // A worker that cannot be told to go (the wait for it failed) is let go
+    // with every other one: the communicator is broken from here on anyway.
+    const ncclResult_t ended = commands_->endTicket();
+    if (ended != ncclSuccess) releaseHeldStreams();
+    if (result == ncclSuccess) result = ended;
     if (result != ncclSuccess) {
       comm_->asyncErrorText = lastError();
       ncclResult_t none = ncclSuccess;

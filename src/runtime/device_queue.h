@@ -40,9 +40,9 @@ class DeviceQueue {
   virtual ~DeviceQueue() = default;
   // Enqueues ops[0..n) on their streams (see above), in two steps: open()
   // enqueues the gate-open (and hands the ticket to the proxy), hold() the
-  // gate-wait. A group of several communicators opens every gate before it
-  // holds any, so ranks of one process that share a stream cannot block
-  // each other's gates. `ticket` is null when nothing needed posting.
+  // worker. A group of several communicators opens every gate before it
+  // holds any stream, so ranks of one process that share a stream cannot
+  // block each other's gates. `ticket` is null when nothing needed posting.
   virtual ncclResult_t open(const Op* ops, size_t n, std::shared_ptr<DeviceTicket>* ticket) = 0;
   virtual ncclResult_t hold(const std::shared_ptr<DeviceTicket>& ticket) = 0;
   ncclResult_t post(const Op* ops, size_t n) {
