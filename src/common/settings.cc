@@ -59,6 +59,10 @@ const Setting kSettings[] = {
     {"CHORUS_DEVICE_STAGE_BYTES", "8388608",
      "Device communicators on one host: bytes of staging per rank (twice, for alternate "
      "rounds), in GPU memory, or in pinned shared host memory with NCCL_P2P_DISABLE=1."},
+    {"CHORUS_DEVICE_RING", "0",
+     "Device communicators on one host with p2p: run collectives as the ring kernel with this "
+     "many channels (thread blocks, 1-16), FIFOs in GPU memory; 0 runs them on the proxy's "
+     "direct algorithms."},
 };
 
 std::mutex gReportedMutex;

@@ -2,11 +2,9 @@
 
 #include <cuda_runtime.h>
 
-#include <type_traits>
-
 #include "collectives/datatypes.h"
 #include "common/result.h"
-#include "device/reduce_copy_device.cuh"
+#include "device/element_loops.cuh"
 
 namespace chorus {
 namespace {
@@ -55,55 +53,16 @@ struct GpuBlock {
   __device__ void run(const RingCommand& command) const;
 };
 
-// Element by element over the grid (consecutive threads, consecutive
-// elements): the unrolled 16-byte loops of reduce_copy_device.cuh, for all
-// twelve types and every operator in one kernel, take nvcc minutes; these
-// take seconds. Bytes of plain copies move in 16-byte words where aligned.
-template <bool kPeer, bool kPre, bool kPost, typename Fn, typename T>
-__device__ void elementLoop(const Fn& fn, const T* peer, const T* local, T* dst, size_t count) {
-  const size_t nthreads = size_t(gridDim.x) * blockDim.x;
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += nthreads)
-    dst[i] = device::reduceElement<kPeer, kPre, kPost>(fn, kPeer ? peer[i] : T{}, local[i]);
-}
-
-template <typename Word>
-__device__ void copyWords(const Word* from, Word* to, size_t count) {
-  const size_t nthreads = size_t(gridDim.x) * blockDim.x;
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += nthreads)
-    to[i] = from[i];
-}
-
-__device__ void copyBytes(const unsigned char* from, unsigned char* to, size_t bytes) {
-  if ((reinterpret_cast<uintptr_t>(from) | reinterpret_cast<uintptr_t>(to)) % 16 == 0) {
-    const size_t words = bytes / 16;
-    copyWords(reinterpret_cast<const uint4*>(from), reinterpret_cast<uint4*>(to), words);
-    from += words * 16;
-    to += words * 16;
-    bytes -= words * 16;
-  }
-  copyWords(from, to, bytes);
-}
-
-// As in reduce_copy_kernel.cu, the proxy has folded what needs no loop of
-// its own (CommandMover::reduceCopy): a plain copy is a uint8 Sum without a
-// peer, and PreMulSum/SumPostDiv come only with their step.
+// The proxy has folded what needs no loop of its own
+// (CommandMover::reduceCopy); every thread of the grid takes part.
 template <typename T>
 __device__ void runTyped(const RingCommand& c) {
-  const T* peer = reinterpret_cast<const T*>(c.peer);
-  const T* local = reinterpret_cast<const T*>(c.local);
-  T* dst = reinterpret_cast<T*>(c.dst);
-  if (std::is_same<T, uint8_t>::value && peer == nullptr && c.op.kind == RedOpKind::Sum)
-    return copyBytes(reinterpret_cast<const unsigned char*>(local),
-                     reinterpret_cast<unsigned char*>(dst), c.count);
-  dispatchRedOp<T>(c.op, [&](const auto& fn) {
-    using Fn = std::decay_t<decltype(fn)>;
-    constexpr bool kPre = Fn::kHasPre, kPost = Fn::kHasPost;
-    if (peer) {
-      elementLoop<true, kPre, kPost>(fn, peer, local, dst, c.count);
-    } else if constexpr (kPre || kPost) {
-      elementLoop<false, kPre, kPost>(fn, peer, local, dst, c.count);
-    }
-  });
+  const device::ThreadRange grid{size_t(blockIdx.x) * blockDim.x + threadIdx.x,
+                                 size_t(gridDim.x) * blockDim.x};
+  device::reduceCopyElements(c.op, reinterpret_cast<const T*>(c.peer),
+                             reinterpret_cast<const T*>(c.local), (c.flags & kRingApplyPre) != 0,
+                             reinterpret_cast<T*>(c.dst), (c.flags & kRingApplyPost) != 0, c.count,
+                             grid);
 }
 
 struct RunTyped {

@@ -19,6 +19,10 @@ ncclResult_t checkComm(const ncclComm* comm, const char* caller) {
 ncclResult_t commState(const ncclComm* comm) {
   ncclResult_t error = comm->asyncResult.load(std::memory_order_acquire);
   if (error != ncclSuccess) return error;
+  if (comm->deviceQueue) {
+    error = comm->deviceQueue->kernelFailure();
+    if (error != ncclSuccess) return error;
+  }
   return comm->pendingJobs.load(std::memory_order_acquire) > 0 ? ncclInProgress : ncclSuccess;
 }
 

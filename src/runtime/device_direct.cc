@@ -57,35 +57,11 @@ ncclResult_t enablePeerAccess(int device, int peerDevice, int rank) {
 // Maps every rank's device staging areas into this process.
 ncclResult_t mapPeerStaging(ncclComm* comm, DeviceStaging* staging, size_t areaBytes,
                             std::vector<char*>* areas) {
-  const int rank = comm->rank;
-  std::vector<StagingInfo> infos(comm->nranks);
-  StagingInfo& mine = infos[rank];
-  CHORUS_CHECK(cudaCheck(cudaIpcGetMemHandle(&mine.handle, staging->own),
-                         "cudaIpcGetMemHandle of the staging areas", rank));
-  mine.pointer = reinterpret_cast<uint64_t>(staging->own);
-  mine.pid = comm->peers[rank].pid;
-  mine.hostHash = comm->peers[rank].hostHash;
-  CHORUS_CHECK(comm->bootstrap->allGather(infos.data(), sizeof(StagingInfo)));
-  for (int r = 0; r < comm->nranks; ++r) {
-    const StagingInfo& peer = infos[r];
-    char* base = nullptr;
-    if (peer.pid == mine.pid && peer.hostHash == mine.hostHash) {
-      // This process (ranks on threads): one address space, and CUDA does
-      // not open a handle in the process that made it; the pointer is good
-      // as it is once this device may reach the peer's.
-      CHORUS_CHECK(enablePeerAccess(comm->cudaDev, comm->peers[r].cudaDev, rank));
-      base = reinterpret_cast<char*>(peer.pointer);
-    } else {
-      void* mapped = nullptr;
-      CHORUS_CHECK(cudaCheck(cudaIpcOpenMemHandle(&mapped, peer.handle,
-                                                  cudaIpcMemLazyEnablePeerAccess),
-                             "cudaIpcOpenMemHandle of a peer's staging areas", rank));
-      staging->opened.push_back(mapped);
-      base = static_cast<char*>(mapped);
-    }
+  std::vector<char*> bases;
+  CHORUS_CHECK(mapPeerAllocations(comm, staging->own, &bases, &staging->opened));
+  for (int r = 0; r < comm->nranks; ++r)
     for (int parity = 0; parity < kArenaParities; ++parity)
-      (*areas)[r * kArenaParities + parity] = base + parity * areaBytes;
-  }
+      (*areas)[r * kArenaParities + parity] = bases[r] + parity * areaBytes;
   return ncclSuccess;
 }
 
@@ -110,6 +86,37 @@ ncclResult_t registerArenaStaging(ncclComm* comm, DeviceStaging* staging,
 }
 
 }  // namespace
+
+ncclResult_t mapPeerAllocations(ncclComm* comm, void* own, std::vector<char*>* bases,
+                                std::vector<void*>* opened) {
+  const int rank = comm->rank;
+  std::vector<StagingInfo> infos(comm->nranks);
+  StagingInfo& mine = infos[rank];
+  CHORUS_CHECK(cudaCheck(cudaIpcGetMemHandle(&mine.handle, own), "cudaIpcGetMemHandle", rank));
+  mine.pointer = reinterpret_cast<uint64_t>(own);
+  mine.pid = comm->peers[rank].pid;
+  mine.hostHash = comm->peers[rank].hostHash;
+  CHORUS_CHECK(comm->bootstrap->allGather(infos.data(), sizeof(StagingInfo)));
+  bases->assign(comm->nranks, nullptr);
+  for (int r = 0; r < comm->nranks; ++r) {
+    const StagingInfo& peer = infos[r];
+    if (peer.pid == mine.pid && peer.hostHash == mine.hostHash) {
+      // This process (ranks on threads): one address space, and CUDA does
+      // not open a handle in the process that made it; the pointer is good
+      // as it is once this device may reach the peer's.
+      CHORUS_CHECK(enablePeerAccess(comm->cudaDev, comm->peers[r].cudaDev, rank));
+      (*bases)[r] = reinterpret_cast<char*>(peer.pointer);
+    } else {
+      void* mapped = nullptr;
+      CHORUS_CHECK(cudaCheck(cudaIpcOpenMemHandle(&mapped, peer.handle,
+                                                  cudaIpcMemLazyEnablePeerAccess),
+                             "cudaIpcOpenMemHandle of a peer's GPU memory", rank));
+      opened->push_back(mapped);
+      (*bases)[r] = static_cast<char*>(mapped);
+    }
+  }
+  return ncclSuccess;
+}
 
 DeviceStaging::~DeviceStaging() {
   if (device < 0) return;

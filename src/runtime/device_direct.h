@@ -38,6 +38,13 @@ struct DeviceStaging {
 // Whether device communicators may map each other's GPU memory.
 bool deviceP2pEnabled();
 
+// Collective over the communicator: every rank's `own` (its cudaMalloc'ed
+// memory) as this process reaches it, mapped through CUDA IPC from other
+// processes (recorded in `opened`, for cudaIpcCloseMemHandle) or used as it
+// is within this process (with peer access enabled across devices).
+ncclResult_t mapPeerAllocations(ncclComm* comm, void* own, std::vector<char*>* bases,
+                                std::vector<void*>* opened);
+
 // Collective over the communicator: fills comm->direct's staging pointers,
 // scratch and round size for device buffers. The node arena is open (with
 // `stageBytes` of staging per rank and parity when p2p is off).

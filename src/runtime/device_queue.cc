@@ -27,6 +27,8 @@
 #include "runtime/device_host_staging.h"
 #include "runtime/command_mover.h"
 #include "runtime/device_mover.h"
+#include "runtime/device_direct.h"
+#include "runtime/device_ring.h"
 #include "runtime/host_executor.h"
 
 namespace chorus {
@@ -34,8 +36,10 @@ namespace {
 
 // Gate counters per communicator: tickets in flight at once, plus graphs'.
 constexpr uint32_t kSlots = kRingTickets;
-// [0] abort word (worker kernels leave when it is set), [1] worker blocks exited.
+// [0] abort word (worker and ring kernels leave when it is set), [1] worker
+// blocks exited, [2] the first ring kernel failure (an ncclResult_t).
 constexpr size_t kControlWords = 16;
+constexpr size_t kRingStatusWord = 2;
 // The proxy polls open gates this many times (yielding the core) before it
 // sleeps between polls.
 constexpr int kPollsBeforeSleep = 4096;
@@ -181,6 +185,7 @@ struct DeviceTicket {
   uint32_t slot = 0;
   uint32_t target = 0;  // outside capture: the value its gate opens with
   std::shared_ptr<GraphLink> graph;  // captured in a graph: runs once per replay
+  bool ringKernel = false;  // launched as the ring kernel: no slot, no proxy
   uint32_t base = 0;     // captured: the slot's count when it was captured
   uint32_t handled = 0;  // captured: base + replays run so far
 
@@ -199,9 +204,16 @@ class CudaDeviceQueue final : public DeviceQueue {
   ncclResult_t open(const Op* ops, size_t n, std::shared_ptr<DeviceTicket>* ticket) override;
   ncclResult_t hold(const std::shared_ptr<DeviceTicket>& ticket) override;
   ncclResult_t shutdown() override;
+  ncclResult_t kernelFailure() const override {
+    if (control_ == nullptr) return ncclSuccess;
+    return static_cast<ncclResult_t>(__atomic_load_n(&control_[kRingStatusWord], __ATOMIC_ACQUIRE));
+  }
 
  private:
   ncclResult_t takeSlot(bool persistent, uint32_t* slot);
+  ncclResult_t initRingKernel();
+  ncclResult_t openRingKernel(DeviceTicket& ticket);
+  ncclResult_t drainRingKernels();
   ncclResult_t runTicket(const DeviceTicket& ticket);
   ncclResult_t runLocal(Op op, DataMover& mover);
   void proxyLoop();
@@ -222,6 +234,14 @@ class CudaDeviceQueue final : public DeviceQueue {
   RingState* ringDevice_ = nullptr;
   uint32_t* barrier_ = nullptr;               // the workers' grid barrier (device memory)
   HostBounceBuffer bounce_;  // host copies of buffers the direct path does not take
+  // The ring kernel (CHORUS_DEVICE_RING): launched on a stream of the
+  // communicator's own, forked from the caller's stream and joined back, so
+  // that ranks of one process sharing a stream in a group run at once, and
+  // the communicator's launches run one after the other.
+  std::unique_ptr<DeviceRing> kernelRing_;
+  cudaStream_t ringStream_ = nullptr;
+  cudaEvent_t forkEvent_ = nullptr;
+  cudaEvent_t joinEvent_ = nullptr;
 
   std::mutex mutex_;
   std::condition_variable changed_;  // a ticket was posted or finished, or stop
@@ -251,7 +271,20 @@ ncclResult_t CudaDeviceQueue::init() {
   commands_ = std::make_unique<CommandMover>(ring_, kWorkerBlocks, &comm_->abortFlag,
                                              comm_->timeoutSeconds, comm_->rank);
   comm_->direct.mover = commands_.get();
-  return ncclSuccess;
+  return initRingKernel();
+}
+
+ncclResult_t CudaDeviceQueue::initRingKernel() {
+  const int channels = DeviceRing::channelsFromSettings();
+  // The FIFOs live in GPU memory the ranks map: one host, p2p allowed.
+  if (channels == 0 || comm_->arena == nullptr || !deviceP2pEnabled()) return ncclSuccess;
+  CHORUS_CHECK(DeviceRing::create(comm_, channels, &kernelRing_));
+  CHORUS_CHECK(cudaCheck(cudaStreamCreateWithFlags(&ringStream_, cudaStreamNonBlocking),
+                         "cudaStreamCreateWithFlags"));
+  CHORUS_CHECK(cudaCheck(cudaEventCreateWithFlags(&forkEvent_, cudaEventDisableTiming),
+                         "cudaEventCreateWithFlags"));
+  return cudaCheck(cudaEventCreateWithFlags(&joinEvent_, cudaEventDisableTiming),
+                   "cudaEventCreateWithFlags");
 }
 
 CudaDeviceQueue::~CudaDeviceQueue() {
@@ -276,6 +309,9 @@ CudaDeviceQueue::~CudaDeviceQueue() {
          comm_->rank);
   }
   if (comm_->direct.mover == commands_.get()) comm_->direct.mover = &hostMover();
+  if (joinEvent_ != nullptr) cudaEventDestroy(joinEvent_);
+  if (forkEvent_ != nullptr) cudaEventDestroy(forkEvent_);
+  if (ringStream_ != nullptr) cudaStreamDestroy(ringStream_);
 }
 
 ncclResult_t CudaDeviceQueue::takeSlot(bool persistent, uint32_t* slot) {
@@ -372,6 +408,11 @@ ncclResult_t CudaDeviceQueue::open(const Op* ops, size_t n, std::shared_ptr<Devi
   RelaxedCaptureMode relaxed;
   DeviceGuard onDevice(comm_->cudaDev);  // the kernels launch on the streams' device
   CHORUS_CHECK(onDevice.result());
+  if (kernelRing_ != nullptr && DeviceRing::takes(ticket->ops)) {
+    CHORUS_CHECK(openRingKernel(*ticket));
+    *out = std::move(ticket);
+    return ncclSuccess;
+  }
   cudaStream_t first = ticket->streams[0];
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   CHORUS_CHECK(cudaCheck(cudaStreamIsCapturing(first, &capture), "cudaStreamIsCapturing"));
@@ -418,6 +459,12 @@ ncclResult_t CudaDeviceQueue::hold(const std::shared_ptr<DeviceTicket>& ticket) 
   RelaxedCaptureMode relaxed;
   DeviceGuard onDevice(comm_->cudaDev);
   CHORUS_CHECK(onDevice.result());
+  if (ticket->ringKernel) {
+    // The join: the caller's stream goes on once the launches are done.
+    CHORUS_CHECK(cudaCheck(cudaStreamWaitEvent(ticket->streams[0], joinEvent_, 0),
+                           "cudaStreamWaitEvent"));
+    return releaseGroupStreams(ticket->streams);
+  }
   CHORUS_CHECK(launchWorker(ringDevice_, ticket->slot, ticket->gateValue(),
                             &countersDevice_[ticket->slot], &controlDevice_[0],
                             &controlDevice_[1], barrier_, ticket->streams[0]));
@@ -426,6 +473,48 @@ ncclResult_t CudaDeviceQueue::hold(const std::shared_ptr<DeviceTicket>& ticket) 
     ++workersLaunched_;
   }
   return releaseGroupStreams(ticket->streams);
+}
+
+// The fork and the launches; hold() joins. A group opens every
+// communicator's batch before it holds any, so the ring kernels of ranks
+// that share a stream are all launched before that stream waits for one.
+ncclResult_t CudaDeviceQueue::openRingKernel(DeviceTicket& ticket) {
+  const uint32_t failed = __atomic_load_n(&control_[kRingStatusWord], __ATOMIC_ACQUIRE);
+  if (failed != 0)
+    CHORUS_FAIL(static_cast<ncclResult_t>(failed),
+                "rank %d: an earlier ring kernel of this communicator failed (%s): did every "
+                "rank call the same collectives with the same counts?",
+                comm_->rank, ncclGetErrorString(static_cast<ncclResult_t>(failed)));
+  ticket.ringKernel = true;
+  cudaStream_t first = ticket.streams[0];
+  CHORUS_CHECK(joinGroupStreams(ticket.streams));
+  CHORUS_CHECK(cudaCheck(cudaEventRecord(forkEvent_, first), "cudaEventRecord"));
+  CHORUS_CHECK(cudaCheck(cudaStreamWaitEvent(ringStream_, forkEvent_, 0), "cudaStreamWaitEvent"));
+  CHORUS_CHECK(kernelRing_->launch(ticket.ops, ringStream_, &controlDevice_[0],
+                                   &controlDevice_[kRingStatusWord]));
+  return cudaCheck(cudaEventRecord(joinEvent_, ringStream_), "cudaEventRecord");
+}
+
+// Until the ring stream has run every launch (bounded by CHORUS_TIMEOUT;
+// abort makes the kernels leave).
+ncclResult_t CudaDeviceQueue::drainRingKernels() {
+  if (ringStream_ == nullptr) return ncclSuccess;
+  Deadline deadline = Deadline::after(comm_->timeoutSeconds);
+  for (;;) {
+    const cudaError_t state = cudaStreamQuery(ringStream_);
+    if (state == cudaSuccess) break;
+    if (state != cudaErrorNotReady) return cudaCheck(state, "the ring kernel");
+    if (comm_->abortFlag.load(std::memory_order_relaxed)) releaseHeldStreams();
+    if (deadline.expired())
+      CHORUS_FAIL(ncclSystemError, "rank %d: ring kernels still unfinished after %.0f s at "
+                  "destroy (were their streams blocked?)", comm_->rank, comm_->timeoutSeconds);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const uint32_t failed = __atomic_load_n(&control_[kRingStatusWord], __ATOMIC_ACQUIRE);
+  if (failed != 0)
+    CHORUS_FAIL(static_cast<ncclResult_t>(failed), "rank %d: a ring kernel failed (%s)",
+                comm_->rank, ncclGetErrorString(static_cast<ncclResult_t>(failed)));
+  return ncclSuccess;
 }
 
 bool CudaDeviceQueue::gateOpen(const DeviceTicket& ticket) const {
@@ -572,7 +661,9 @@ ncclResult_t CudaDeviceQueue::shutdown() {
   if (unfinished) abandoned_ = true;
   lock.unlock();
   if (proxy_.joinable()) proxy_.join();
+  const ncclResult_t ringResult = drainRingKernels();
   if (control_ != nullptr) releaseHeldStreams();
+  if (ringResult != ncclSuccess) return ringResult;
   if (unfinished && !comm_->abortFlag.load())
     CHORUS_FAIL(ncclSystemError, "rank %d: device operations still unfinished after %.0f s at "
                 "destroy (were their streams blocked?)", comm_->rank, comm_->timeoutSeconds);

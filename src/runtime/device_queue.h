@@ -54,6 +54,9 @@ class DeviceQueue {
   // graph capture has finished; then stops the proxy. With comm->abortFlag
   // set, gives up on unfinished tickets at once and releases their streams.
   virtual ncclResult_t shutdown() = 0;
+  // The first failure a kernel reported by itself (the ring kernel's: a
+  // size that does not match, abort), or ncclSuccess.
+  virtual ncclResult_t kernelFailure() const = 0;
 };
 
 }  // namespace chorus

@@ -4,11 +4,7 @@
 #include "collectives/direct_collectives.h"
 #include "collectives/direct_primitives.h"
 #include "collectives/host_primitives.h"
-#include "collectives/ring_all_gather.h"
-#include "collectives/ring_all_reduce.h"
-#include "collectives/ring_broadcast.h"
-#include "collectives/ring_reduce.h"
-#include "collectives/ring_reduce_scatter.h"
+#include "collectives/ring_collective.h"
 #include "common/log.h"
 #include "common/result.h"
 #include "runtime/comm.h"
@@ -31,11 +27,10 @@ const char* opName(OpKind kind) {
 
 namespace {
 
-// Channel slices start on 64-byte boundaries.
-size_t sliceAlign(ncclDataType_t type) {
-  size_t size = elementSize(type);
-  return size >= 64 ? 1 : 64 / size;
-}
+static_assert(static_cast<int>(OpKind::AllReduce) == static_cast<int>(RingCollective::AllReduce) &&
+                  static_cast<int>(OpKind::ReduceScatter) ==
+                      static_cast<int>(RingCollective::ReduceScatter),
+              "the ring names collectives as OpKind does");
 
 // Ranks of one host read each other's data directly (direct_collectives.h);
 // the ring is for communicators that span hosts or may not share memory.
@@ -49,7 +44,7 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
                         shape, op.sendbuff, op.recvbuff, op.redop);
   switch (op.kind) {
     case OpKind::AllReduce:
-      return directAllReduce(prims, rank, nranks, op.count, sliceAlign(op.type), oneShot);
+      return directAllReduce(prims, rank, nranks, op.count, ringSliceAlign(elementSize(op.type)), oneShot);
     case OpKind::AllGather: return directAllGather(prims, rank, nranks, op.count);
     case OpKind::ReduceScatter: return directReduceScatter(prims, rank, nranks, op.count);
     case OpKind::Broadcast: return directBroadcast(prims, rank, op.root, op.count);
@@ -63,33 +58,16 @@ ncclResult_t runCollective(ncclComm* comm, const Op& op) {
   const int rank = comm->rank, nranks = comm->nranks;
   const int next = (rank + 1) % nranks, prev = (rank + nranks - 1) % nranks;
   const int nChannels = static_cast<int>(comm->channels.size());
+  if (static_cast<int>(op.kind) > static_cast<int>(OpKind::ReduceScatter))
+    CHORUS_FAIL(ncclInternalError, "%s is not a collective", opName(op.kind));
   for (int c = 0; c < nChannels; ++c) {
     Channel& channel = comm->channels[c];
     HostPrimitives prims(channel.toNext ? &channel.toNext->fifo : nullptr,
                          channel.fromPrev ? &channel.fromPrev->fifo : nullptr, op.sendbuff,
                          op.recvbuff, op.redop, rank, next, prev);
-    const ChannelSlice slice = channelSlice(op.count, nChannels, c, sliceAlign(op.type));
     // One slot per chunk keeps kSteps chunks in flight on every link.
-    const size_t chunk = nranks > 1 ? prims.slotElems() : slice.count + 1;
-    switch (op.kind) {
-      case OpKind::AllReduce:
-        CHORUS_CHECK(ringAllReduce(prims, rank, nranks, slice, chunk));
-        break;
-      case OpKind::AllGather:
-        CHORUS_CHECK(ringAllGather(prims, rank, nranks, slice, op.count, chunk));
-        break;
-      case OpKind::ReduceScatter:
-        CHORUS_CHECK(ringReduceScatter(prims, rank, nranks, slice, op.count, chunk));
-        break;
-      case OpKind::Broadcast:
-        CHORUS_CHECK(ringBroadcast(prims, rank, nranks, op.root, slice, chunk));
-        break;
-      case OpKind::Reduce:
-        CHORUS_CHECK(ringReduce(prims, rank, nranks, op.root, slice, chunk));
-        break;
-      default:
-        CHORUS_FAIL(ncclInternalError, "%s is not a collective", opName(op.kind));
-    }
+    CHORUS_CHECK(runRingChannel(prims, static_cast<RingCollective>(op.kind), rank, nranks,
+                                op.root, op.count, elementSize(op.type), nChannels, c));
   }
   return ncclSuccess;
 }

@@ -1,0 +1,47 @@
+// One channel's part of a collective on the ring algorithms, whichever
+// primitives carry it: the host executor's FIFOs (host_primitives.h) or a
+// kernel's (device/fifo_prims.h). Every rank computes the same slices and
+// chunks from the same arguments.
+#pragma once
+
+#include "collectives/algorithm_common.h"
+#include "collectives/ring_all_gather.h"
+#include "collectives/ring_all_reduce.h"
+#include "collectives/ring_broadcast.h"
+#include "collectives/ring_reduce.h"
+#include "collectives/ring_reduce_scatter.h"
+
+namespace chorus {
+
+// The collectives the ring runs (the first five of runtime/op.h's OpKind,
+// in the same order).
+enum class RingCollective { AllReduce, Broadcast, Reduce, AllGather, ReduceScatter };
+
+// Channel slices start on 64-byte boundaries.
+CHORUS_HOST_DEVICE inline size_t ringSliceAlign(size_t elemSize) {
+  return elemSize >= 64 ? 1 : 64 / elemSize;
+}
+
+// Runs channel `channel` of `nChannels` of the collective: `count` is the
+// per-rank count (AllGather's send count, ReduceScatter's receive count).
+// Chunks are one slot of the primitives' connection.
+CHORUS_HD_TEMPLATE
+template <typename Prims>
+CHORUS_HOST_DEVICE ncclResult_t runRingChannel(Prims& prims, RingCollective coll, int rank,
+                                               int nranks, int root, size_t count,
+                                               size_t elemSize, int nChannels, int channel) {
+  const ChannelSlice slice = channelSlice(count, nChannels, channel, ringSliceAlign(elemSize));
+  const size_t chunk = nranks > 1 ? prims.slotElems() : slice.count + 1;
+  switch (coll) {
+    case RingCollective::AllReduce: return ringAllReduce(prims, rank, nranks, slice, chunk);
+    case RingCollective::AllGather:
+      return ringAllGather(prims, rank, nranks, slice, count, chunk);
+    case RingCollective::ReduceScatter:
+      return ringReduceScatter(prims, rank, nranks, slice, count, chunk);
+    case RingCollective::Broadcast: return ringBroadcast(prims, rank, nranks, root, slice, chunk);
+    case RingCollective::Reduce: return ringReduce(prims, rank, nranks, root, slice, chunk);
+  }
+  return ncclInternalError;
+}
+
+}  // namespace chorus

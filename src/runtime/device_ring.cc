@@ -1,0 +1,162 @@
+#if defined(CHORUS_HAVE_CUDA)
+#include "runtime/device_ring.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "collectives/ring_collective.h"
+#include "common/log.h"
+#include "common/result.h"
+#include "common/settings.h"
+#include "runtime/comm.h"
+#include "runtime/device.h"
+#include "runtime/device_direct.h"
+
+namespace chorus {
+namespace {
+
+// Slots per FIFO, as NCCL_STEPS.
+constexpr uint32_t kRingSlots = 8;
+// A channel's part of a rank's FIFO memory: the slots of the FIFO from the
+// previous rank, their sizes, its tail, then the head of the FIFO to the
+// next rank; counters on lines of their own (the two ranks poll them).
+struct ChannelLayout {
+  size_t slotBytes;
+  size_t sizes() const { return kRingSlots * slotBytes; }
+  size_t tail() const { return sizes() + 256; }
+  size_t head() const { return tail() + 64; }
+  size_t bytes() const { return head() + 64; }
+};
+static_assert(kRingSlots * sizeof(uint32_t) <= 256, "slot sizes fit their line");
+
+// What every rank must agree on before FIFOs are mapped.
+struct RingShape {
+  int32_t nChannels;
+  uint32_t slotBytes;
+};
+
+ncclResult_t cudaCheck(cudaError_t err, const char* what, int rank) {
+  if (err == cudaSuccess) return ncclSuccess;
+  CHORUS_FAIL(ncclUnhandledCudaError, "rank %d: %s failed: %s", rank, what,
+              cudaGetErrorString(err));
+}
+
+// Zero-fills the FIFO memory before any peer may see it: a stream of its
+// own, since the legacy stream or the device may be held by other
+// communicators' kernels.
+ncclResult_t zeroFill(void* memory, size_t bytes, int rank) {
+  cudaStream_t stream = nullptr;
+  CHORUS_CHECK(cudaCheck(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+                         "cudaStreamCreateWithFlags", rank));
+  cudaError_t err = cudaMemsetAsync(memory, 0, bytes, stream);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+  cudaStreamDestroy(stream);
+  return cudaCheck(err, "zero-filling the ring FIFOs", rank);
+}
+
+DeviceFifo fifoAt(char* receiverBase, char* senderBase, const ChannelLayout& layout) {
+  DeviceFifo fifo{};
+  fifo.slots = receiverBase;
+  fifo.sizes = reinterpret_cast<uint32_t*>(receiverBase + layout.sizes());
+  fifo.tail = reinterpret_cast<uint64_t*>(receiverBase + layout.tail());
+  fifo.head = reinterpret_cast<uint64_t*>(senderBase + layout.head());
+  fifo.nSlots = kRingSlots;
+  fifo.slotBytes = static_cast<uint32_t>(layout.slotBytes);
+  return fifo;
+}
+
+}  // namespace
+
+int DeviceRing::channelsFromSettings() {
+  return static_cast<int>(
+      std::clamp<int64_t>(settingInt("CHORUS_DEVICE_RING"), 0, kRingKernelMaxChannels));
+}
+
+ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<DeviceRing>* out) {
+  std::unique_ptr<DeviceRing> ring(new DeviceRing());
+  ring->device_ = comm->cudaDev;
+  ring->rank_ = comm->rank;
+  ring->nranks_ = comm->nranks;
+  ring->nChannels_ = nChannels;
+  const int rank = comm->rank, nranks = comm->nranks;
+  if (nranks > 1) {
+    // Slots hold whole 16-byte words, so the kernel's copies stay wide.
+    const int64_t buffSize = std::max<int64_t>(settingInt("NCCL_BUFFSIZE"), kRingSlots * 1024);
+    const ChannelLayout layout{static_cast<size_t>(buffSize / kRingSlots) / 16 * 16};
+    std::vector<RingShape> shapes(nranks);
+    shapes[rank] = RingShape{nChannels, static_cast<uint32_t>(layout.slotBytes)};
+    CHORUS_CHECK(comm->bootstrap->allGather(shapes.data(), sizeof(RingShape)));
+    for (int r = 0; r < nranks; ++r)
+      if (shapes[r].nChannels != nChannels || shapes[r].slotBytes != layout.slotBytes)
+        CHORUS_FAIL(ncclInvalidUsage,
+                    "rank %d: rank %d asks for a ring kernel of %d channels with %u-byte slots, "
+                    "this rank for %d with %zu: set CHORUS_DEVICE_RING and NCCL_BUFFSIZE alike "
+                    "on every rank",
+                    rank, r, shapes[r].nChannels, shapes[r].slotBytes, nChannels,
+                    layout.slotBytes);
+    const size_t bytes = layout.bytes() * static_cast<size_t>(nChannels);
+    CHORUS_CHECK(cudaCheck(cudaMalloc(&ring->own_, bytes), "cudaMalloc of the ring FIFOs", rank));
+    CHORUS_CHECK(zeroFill(ring->own_, bytes, rank));
+    std::vector<char*> bases;
+    CHORUS_CHECK(mapPeerAllocations(comm, ring->own_, &bases, &ring->opened_));
+    char* const mine = bases[rank];
+    char* const next = bases[(rank + 1) % nranks];
+    char* const prev = bases[(rank + nranks - 1) % nranks];
+    for (int c = 0; c < nChannels; ++c) {
+      const size_t at = layout.bytes() * static_cast<size_t>(c);
+      ring->links_[c].toNext = fifoAt(next + at, mine + at, layout);
+      ring->links_[c].fromPrev = fifoAt(mine + at, prev + at, layout);
+    }
+    INFO(kLogInit, "rank %d: ring kernel, %d channels, %u slots of %zu bytes per FIFO", rank,
+         nChannels, kRingSlots, layout.slotBytes);
+  }
+  *out = std::move(ring);
+  return ncclSuccess;
+}
+
+DeviceRing::~DeviceRing() {
+  // Errors are ignored: this runs while a communicator is torn down, and
+  // nothing is left to report them to.
+  DeviceGuard onDevice(device_);
+  for (void* mapped : opened_) cudaIpcCloseMemHandle(mapped);
+  if (own_ != nullptr) cudaFree(own_);
+  cudaGetLastError();
+}
+
+bool DeviceRing::takes(const std::vector<Op>& ops) {
+  for (const Op& op : ops)
+    if (isPointToPoint(op)) return false;
+  return !ops.empty();
+}
+
+ncclResult_t DeviceRing::launch(const std::vector<Op>& ops, cudaStream_t stream,
+                                const uint32_t* abortFlag, uint32_t* status) const {
+  RingKernelArgs args{};
+  std::copy(links_, links_ + nChannels_, args.channels);
+  args.rank = rank_;
+  args.nranks = nranks_;
+  args.nChannels = nranks_ > 1 ? nChannels_ : 1;
+  args.abortFlag = abortFlag;
+  args.status = status;
+  for (size_t first = 0; first < ops.size(); first += kRingKernelMaxWorks) {
+    const size_t n = std::min<size_t>(kRingKernelMaxWorks, ops.size() - first);
+    args.nWorks = static_cast<int32_t>(n);
+    for (size_t i = 0; i < n; ++i) {
+      const Op& op = ops[first + i];
+      RingWork& work = args.works[i];
+      work.coll = static_cast<uint32_t>(op.kind);  // OpKind and RingCollective agree
+      work.root = op.root;
+      work.op = op.redop;
+      work.input = op.sendbuff;
+      work.output = op.recvbuff;
+      work.count = op.count;
+      work.scalarSource = op.scalarSource;
+    }
+    CHORUS_CHECK(launchRingKernel(args, stream));
+  }
+  return ncclSuccess;
+}
+
+}  // namespace chorus
+#endif  // CHORUS_HAVE_CUDA
