@@ -32,6 +32,7 @@ CHORUS_HOST_DEVICE ncclResult_t runRingChannel(Prims& prims, RingCollective coll
                                                size_t elemSize, int nChannels, int channel) {
   const ChannelSlice slice = channelSlice(count, nChannels, channel, ringSliceAlign(elemSize));
   const size_t chunk = nranks > 1 ? prims.slotElems() : slice.count + 1;
+  if (chunk == 0) return ncclInternalError;  // the loops would never advance
   switch (coll) {
     case RingCollective::AllReduce: return ringAllReduce(prims, rank, nranks, slice, chunk);
     case RingCollective::AllGather:

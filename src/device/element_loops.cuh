@@ -48,14 +48,15 @@ __device__ inline void copyBytes(const void* fromPtr, void* toPtr, size_t bytes,
 }
 
 // reduce_copy.h's reduceCopy for the threads of `threads`. An operator
-// without its step is a Sum, and a Sum without a peer a copy of bytes.
+// without its step is a Sum; without a peer, anything but a step is a copy
+// of bytes (max, min, prod and sum of one value are the value).
 template <typename T>
 __device__ void reduceCopyElements(RedOpArgs op, const T* peer, const T* local, bool applyPre,
                                    T* dst, bool applyPost, size_t count, ThreadRange threads) {
   if ((op.kind == RedOpKind::PreMulSum && !applyPre) ||
       (op.kind == RedOpKind::SumPostDiv && !applyPost))
     op.kind = RedOpKind::Sum;
-  if (op.kind == RedOpKind::Sum && peer == nullptr) {
+  if (peer == nullptr && op.kind != RedOpKind::PreMulSum && op.kind != RedOpKind::SumPostDiv) {
     if (dst != local) copyBytes(local, dst, count * sizeof(T), threads);
     return;
   }

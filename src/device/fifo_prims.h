@@ -19,6 +19,8 @@
 //   void pause()                           a short back-off between polls
 //   void copy(const void*, void*, size_t bytes)          this block's copy (all threads)
 //   void reduceCopy(op, peer, local, pre, dst, post, n)  reduceCopy.h's contract (all threads)
+// Collectives that only move data must be given a Sum (as the API gives
+// them): copy() applies the operator's pre and post steps on one rank.
 #pragma once
 
 #include <cstddef>
@@ -29,8 +31,9 @@
 
 namespace chorus {
 
-// One direction of a ring link: nSlots slots of slotBytes, and two
-// monotonic counters. Both ranks' views hold the same memory (each through
+// One direction of a ring link: nSlots (at least 2: a rank holds the slot
+// it received while it waits for one to send into) slots of slotBytes
+// (at least one element), and two monotonic counters. Both ranks' views hold the same memory (each through
 // its own address space); the counters never go back, so an operation starts
 // where the last one ended, in a new kernel or a replayed graph alike.
 struct DeviceFifo {
@@ -68,6 +71,8 @@ class FifoPrims {
     block_.share(&counters);
     sent_ = counters[0];
     received_ = counters[1];
+    // Chunks of no element would never advance the algorithms' loops.
+    if (any != nullptr && (slotElems_ == 0 || any->nSlots < 2)) status_ = ncclInternalError;
   }
 
   // Elements that fit one slot: the chunk the ring algorithms ask for.

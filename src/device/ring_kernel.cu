@@ -108,8 +108,9 @@ __global__ void __launch_bounds__(kRingKernelThreads, 1) ringKernel(RingKernelAr
     runRingChannel(prims, static_cast<RingCollective>(work.coll), args.rank, args.nranks,
                    work.root, work.count, elemSize, args.nChannels, blockIdx.x);
     if (prims.status() != ncclSuccess) {
-      // This block stops; the others stop at their next wait once the host
-      // sees the failure and raises the abort flag, or finish on their own.
+      // This block stops. Its peers wait for it until ncclCommAbort (or
+      // destroy's timeout) raises the abort word; the failure is the
+      // communicator's async error, and its next post fails.
       if (block.leader()) atomicCAS_system(args.status, 0u, static_cast<uint32_t>(prims.status()));
       return;
     }

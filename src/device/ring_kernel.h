@@ -19,8 +19,8 @@
 namespace chorus {
 
 constexpr int kRingKernelMaxChannels = 16;
-// Collectives per launch; a larger group takes several launches, one after
-// the other on the stream.
+// Collectives per launch (of one shape: see DeviceRing::launch); a larger
+// group takes several launches, one after the other on the stream.
 constexpr int kRingKernelMaxWorks = 16;
 constexpr unsigned kRingKernelThreads = 512;
 
@@ -56,6 +56,8 @@ struct RingKernelArgs {
   // mapped pinned memory the host reads as the communicator's async error.
   uint32_t* status;
 };
+
+static_assert(sizeof(RingKernelArgs) <= 4096, "kernel parameters are limited to 4 KiB");
 
 // Enqueues the kernel, nChannels blocks of kRingKernelThreads, on `stream`.
 ncclResult_t launchRingKernel(const RingKernelArgs& args, cudaStream_t stream);

@@ -36,10 +36,13 @@ namespace {
 
 // Gate counters per communicator: tickets in flight at once, plus graphs'.
 constexpr uint32_t kSlots = kRingTickets;
-// [0] abort word (worker and ring kernels leave when it is set), [1] worker
-// blocks exited, [2] the first ring kernel failure (an ncclResult_t).
+// [0] abort word (worker kernels leave when it is set), [1] worker blocks
+// exited, [2] the first ring kernel failure (an ncclResult_t), [3] the ring
+// kernels' abort word (raised only by abort or a failed drain: the proxy's
+// end raises [0] while ring kernels may still be running).
 constexpr size_t kControlWords = 16;
 constexpr size_t kRingStatusWord = 2;
+constexpr size_t kRingAbortWord = 3;
 // The proxy polls open gates this many times (yielding the core) before it
 // sleeps between polls.
 constexpr int kPollsBeforeSleep = 4096;
@@ -213,6 +216,7 @@ class CudaDeviceQueue final : public DeviceQueue {
   ncclResult_t takeSlot(bool persistent, uint32_t* slot);
   ncclResult_t initRingKernel();
   ncclResult_t openRingKernel(DeviceTicket& ticket);
+  ncclResult_t ringStreamFor(cudaStream_t first, cudaStream_t* out);
   ncclResult_t drainRingKernels();
   ncclResult_t runTicket(const DeviceTicket& ticket);
   ncclResult_t runLocal(Op op, DataMover& mover);
@@ -240,6 +244,10 @@ class CudaDeviceQueue final : public DeviceQueue {
   // the communicator's launches run one after the other.
   std::unique_ptr<DeviceRing> kernelRing_;
   cudaStream_t ringStream_ = nullptr;
+  // Under graph capture a fork joins the stream to that capture until it
+  // ends: each capture forks to a stream no capture holds (kept for reuse).
+  std::vector<cudaStream_t> captureStreams_;
+  bool ringDrained_ = true;  // false: ring kernels may still use the memory
   cudaEvent_t forkEvent_ = nullptr;
   cudaEvent_t joinEvent_ = nullptr;
 
@@ -275,10 +283,10 @@ ncclResult_t CudaDeviceQueue::init() {
 }
 
 ncclResult_t CudaDeviceQueue::initRingKernel() {
-  const int channels = DeviceRing::channelsFromSettings();
   // The FIFOs live in GPU memory the ranks map: one host, p2p allowed.
-  if (channels == 0 || comm_->arena == nullptr || !deviceP2pEnabled()) return ncclSuccess;
-  CHORUS_CHECK(DeviceRing::create(comm_, channels, &kernelRing_));
+  if (comm_->arena == nullptr || !deviceP2pEnabled()) return ncclSuccess;
+  CHORUS_CHECK(DeviceRing::create(comm_, DeviceRing::channelsFromSettings(), &kernelRing_));
+  if (kernelRing_ == nullptr) return ncclSuccess;
   CHORUS_CHECK(cudaCheck(cudaStreamCreateWithFlags(&ringStream_, cudaStreamNonBlocking),
                          "cudaStreamCreateWithFlags"));
   CHORUS_CHECK(cudaCheck(cudaEventCreateWithFlags(&forkEvent_, cudaEventDisableTiming),
@@ -299,7 +307,13 @@ CudaDeviceQueue::~CudaDeviceQueue() {
   Deadline deadline = Deadline::after(5);
   while (control_ != nullptr && !exited() && !deadline.expired())
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (control_ == nullptr || exited()) {
+  if (!ringDrained_) {
+    // A ring kernel that never ran may still read the control words and the
+    // FIFOs: leave both behind (cudaFree could also wait for it forever).
+    WARN("rank %d: ring kernels still pending at destroy; their memory is not reused",
+         comm_->rank);
+    kernelRing_.release();
+  } else if (control_ == nullptr || exited()) {
     givePinned(kSlots, counters_);
     givePinned(kControlWords, control_);
     givePinned(1, ring_);
@@ -312,6 +326,7 @@ CudaDeviceQueue::~CudaDeviceQueue() {
   if (joinEvent_ != nullptr) cudaEventDestroy(joinEvent_);
   if (forkEvent_ != nullptr) cudaEventDestroy(forkEvent_);
   if (ringStream_ != nullptr) cudaStreamDestroy(ringStream_);
+  for (cudaStream_t stream : captureStreams_) cudaStreamDestroy(stream);
 }
 
 ncclResult_t CudaDeviceQueue::takeSlot(bool persistent, uint32_t* slot) {
@@ -487,12 +502,41 @@ ncclResult_t CudaDeviceQueue::openRingKernel(DeviceTicket& ticket) {
                 comm_->rank, ncclGetErrorString(static_cast<ncclResult_t>(failed)));
   ticket.ringKernel = true;
   cudaStream_t first = ticket.streams[0];
+  cudaStream_t launchStream = ringStream_;
+  CHORUS_CHECK(ringStreamFor(first, &launchStream));
   CHORUS_CHECK(joinGroupStreams(ticket.streams));
   CHORUS_CHECK(cudaCheck(cudaEventRecord(forkEvent_, first), "cudaEventRecord"));
-  CHORUS_CHECK(cudaCheck(cudaStreamWaitEvent(ringStream_, forkEvent_, 0), "cudaStreamWaitEvent"));
-  CHORUS_CHECK(kernelRing_->launch(ticket.ops, ringStream_, &controlDevice_[0],
+  CHORUS_CHECK(cudaCheck(cudaStreamWaitEvent(launchStream, forkEvent_, 0), "cudaStreamWaitEvent"));
+  CHORUS_CHECK(kernelRing_->launch(ticket.ops, launchStream, &controlDevice_[kRingAbortWord],
                                    &controlDevice_[kRingStatusWord]));
-  return cudaCheck(cudaEventRecord(joinEvent_, ringStream_), "cudaEventRecord");
+  return cudaCheck(cudaEventRecord(joinEvent_, launchStream), "cudaEventRecord");
+}
+
+// The communicator's ring stream, or under capture a stream that no
+// capture holds now. Replays of a captured graph are not ordered against
+// eager launches: as with NCCL, the caller orders them (the FIFO counters
+// are shared, so a replay and an eager launch must not overlap).
+ncclResult_t CudaDeviceQueue::ringStreamFor(cudaStream_t first, cudaStream_t* out) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  CHORUS_CHECK(cudaCheck(cudaStreamIsCapturing(first, &capture), "cudaStreamIsCapturing"));
+  if (capture == cudaStreamCaptureStatusNone) {
+    *out = ringStream_;
+    return ncclSuccess;
+  }
+  for (cudaStream_t stream : captureStreams_) {
+    cudaStreamCaptureStatus held = cudaStreamCaptureStatusNone;
+    CHORUS_CHECK(cudaCheck(cudaStreamIsCapturing(stream, &held), "cudaStreamIsCapturing"));
+    if (held == cudaStreamCaptureStatusNone) {
+      *out = stream;
+      return ncclSuccess;
+    }
+  }
+  cudaStream_t stream = nullptr;
+  CHORUS_CHECK(cudaCheck(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+                         "cudaStreamCreateWithFlags"));
+  captureStreams_.push_back(stream);
+  *out = stream;
+  return ncclSuccess;
 }
 
 // Until the ring stream has run every launch (bounded by CHORUS_TIMEOUT;
@@ -504,10 +548,14 @@ ncclResult_t CudaDeviceQueue::drainRingKernels() {
     const cudaError_t state = cudaStreamQuery(ringStream_);
     if (state == cudaSuccess) break;
     if (state != cudaErrorNotReady) return cudaCheck(state, "the ring kernel");
-    if (comm_->abortFlag.load(std::memory_order_relaxed)) releaseHeldStreams();
-    if (deadline.expired())
+    if (comm_->abortFlag.load(std::memory_order_relaxed))
+      __atomic_store_n(&control_[kRingAbortWord], 1u, __ATOMIC_RELEASE);
+    if (deadline.expired()) {
+      __atomic_store_n(&control_[kRingAbortWord], 1u, __ATOMIC_RELEASE);
+      ringDrained_ = false;
       CHORUS_FAIL(ncclSystemError, "rank %d: ring kernels still unfinished after %.0f s at "
                   "destroy (were their streams blocked?)", comm_->rank, comm_->timeoutSeconds);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const uint32_t failed = __atomic_load_n(&control_[kRingStatusWord], __ATOMIC_ACQUIRE);

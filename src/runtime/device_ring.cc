@@ -74,6 +74,7 @@ int DeviceRing::channelsFromSettings() {
 }
 
 ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<DeviceRing>* out) {
+  out->reset();
   std::unique_ptr<DeviceRing> ring(new DeviceRing());
   ring->device_ = comm->cudaDev;
   ring->rank_ = comm->rank;
@@ -81,6 +82,8 @@ ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<D
   ring->nChannels_ = nChannels;
   const int rank = comm->rank, nranks = comm->nranks;
   if (nranks > 1) {
+    // Every rank agrees (with nChannels 0 too: a collective each rank takes
+    // part in whatever its own setting says).
     // Slots hold whole 16-byte words, so the kernel's copies stay wide.
     const int64_t buffSize = std::max<int64_t>(settingInt("NCCL_BUFFSIZE"), kRingSlots * 1024);
     const ChannelLayout layout{static_cast<size_t>(buffSize / kRingSlots) / 16 * 16};
@@ -95,6 +98,7 @@ ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<D
                     "on every rank",
                     rank, r, shapes[r].nChannels, shapes[r].slotBytes, nChannels,
                     layout.slotBytes);
+    if (nChannels == 0) return ncclSuccess;
     const size_t bytes = layout.bytes() * static_cast<size_t>(nChannels);
     CHORUS_CHECK(cudaCheck(cudaMalloc(&ring->own_, bytes), "cudaMalloc of the ring FIFOs", rank));
     CHORUS_CHECK(zeroFill(ring->own_, bytes, rank));
@@ -111,7 +115,7 @@ ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<D
     INFO(kLogInit, "rank %d: ring kernel, %d channels, %u slots of %zu bytes per FIFO", rank,
          nChannels, kRingSlots, layout.slotBytes);
   }
-  *out = std::move(ring);
+  if (nChannels > 0) *out = std::move(ring);
   return ncclSuccess;
 }
 
@@ -139,8 +143,18 @@ ncclResult_t DeviceRing::launch(const std::vector<Op>& ops, cudaStream_t stream,
   args.nChannels = nranks_ > 1 ? nChannels_ : 1;
   args.abortFlag = abortFlag;
   args.status = status;
-  for (size_t first = 0; first < ops.size(); first += kRingKernelMaxWorks) {
-    const size_t n = std::min<size_t>(kRingKernelMaxWorks, ops.size() - first);
+  // One launch per run of collectives of the same shape (kind, count,
+  // type, root): each block then touches the same elements in all of them,
+  // so a collective that reads what the one before wrote (b = AllReduce(a),
+  // c = AllReduce(b)) finds it written. Collectives of different shapes
+  // slice differently over the blocks: separate launches order them.
+  auto sameShape = [](const Op& a, const Op& b) {
+    return a.kind == b.kind && a.count == b.count && a.type == b.type && a.root == b.root;
+  };
+  for (size_t first = 0, n = 0; first < ops.size(); first += n) {
+    n = 1;
+    while (first + n < ops.size() && n < kRingKernelMaxWorks && sameShape(ops[first], ops[first + n]))
+      ++n;
     args.nWorks = static_cast<int32_t>(n);
     for (size_t i = 0; i < n; ++i) {
       const Op& op = ops[first + i];

@@ -27,8 +27,10 @@ class DeviceRing {
  public:
   // Channels CHORUS_DEVICE_RING asks for (0: the ring kernel is not used).
   static int channelsFromSettings();
-  // Collective over the communicator: allocates and maps the FIFOs of
-  // `nChannels` channels with NCCL_BUFFSIZE bytes each.
+  // Collective over the communicator (every rank calls it, whatever its
+  // setting): checks that the ranks agree, then allocates and maps the FIFOs
+  // of `nChannels` channels with NCCL_BUFFSIZE bytes each. `out` stays null
+  // for 0 channels.
   static ncclResult_t create(ncclComm* comm, int nChannels, std::unique_ptr<DeviceRing>* out);
   ~DeviceRing();
   DeviceRing(const DeviceRing&) = delete;
@@ -36,7 +38,8 @@ class DeviceRing {
 
   // Whether the ring kernel runs every op of a batch (collectives only).
   static bool takes(const std::vector<Op>& ops);
-  // Enqueues the collectives on `stream`, kRingKernelMaxWorks per launch.
+  // Enqueues the collectives on `stream`: one launch per run of up to
+  // kRingKernelMaxWorks collectives of the same shape.
   // `abortFlag` and `status` are device views (see RingKernelArgs).
   ncclResult_t launch(const std::vector<Op>& ops, cudaStream_t stream,
                       const uint32_t* abortFlag, uint32_t* status) const;
