@@ -31,9 +31,16 @@ ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& co
   }
   // With more ranks than cores the peer may need our core: give it away a
   // few times, then sleep (many yielding waiters only pass the core around).
+  // A yield can cost a whole time slice when busy processes share the
+  // cores: at most kYieldingSeconds of them, so that abort and a dead peer
+  // are still noticed within a sleep or two.
+  constexpr double kYieldingSeconds = 0.05;
+  constexpr int kYieldsPerClockCheck = 64;
+  Deadline yielding = Deadline::after(kYieldingSeconds);
   for (int i = 0; i < context.yields; ++i) {
     if (ready()) return ncclSuccess;
     sched_yield();
+    if (i % kYieldsPerClockCheck == kYieldsPerClockCheck - 1 && yielding.expired()) break;
   }
   Deadline deadline = Deadline::after(context.timeoutSeconds);
   for (;;) {
