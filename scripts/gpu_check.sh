@@ -56,7 +56,7 @@ summary=()
 # The nccl-tests-style programs (perf/nccl_tests/nccl_tests.cmake), in BUILD/perf/.
 readonly PERF_PROGRAMS=(all_reduce_perf all_gather_perf broadcast_perf reduce_perf
   reduce_scatter_perf alltoall_perf gather_perf scatter_perf sendrecv_perf hypercube_perf)
-readonly PERF_LOGS="$BUILD/gpu_check_perf"
+PERF_LOGS="$BUILD/gpu_check_perf"
 
 say() { printf '\n==== gpu_check.sh: %s\n' "$*"; }
 
@@ -336,7 +336,7 @@ step_gpu_perf_numbers() {
   gpu="$(sed -nE 's/^#  Rank +0 .* device +[0-9]+ \[[^]]*\] (.*)$/\1/p' "$PERF_LOGS/numbers_8_B_2_threads.log" | head -n 1)"
   commit="$(git -C "$SOURCE_DIR" rev-parse --short HEAD 2>/dev/null || echo '?')"
   {
-    echo "AllReduce, float sum, 2 ranks on one GPU (${gpu:-?}), Chorus $commit$(git -C "$SOURCE_DIR" diff --quiet HEAD 2>/dev/null || echo ' + local changes'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "AllReduce, float sum, 2 ranks on one GPU (${gpu:-?}), ${NUMBERS_PATH:-proxy and worker kernel}, Chorus $commit$(git -C "$SOURCE_DIR" diff --quiet HEAD 2>/dev/null || echo ' + local changes'), $(date -u '+%Y-%m-%d %H:%M UTC')"
     printf '  %-34s %14s %14s\n' "" "out of place" "in place"
     for mode in processes threads; do
       local log="$PERF_LOGS/numbers_8_B_2_$mode.log"
@@ -362,10 +362,24 @@ step_gpu_perf_numbers() {
   return "$status"
 }
 
+# The same perf runs and numbers with collectives on the ring kernel
+# (CHORUS_DEVICE_RING, exported to every rank), logs in a folder of their own.
+with_ring_kernel() {
+  local saved="$PERF_LOGS" status=0
+  PERF_LOGS="$saved/ring_kernel"
+  CHORUS_DEVICE_RING=4 NUMBERS_PATH="ring kernel, 4 channels" "$@" || status=1
+  PERF_LOGS="$saved"
+  return "$status"
+}
+step_gpu_perf_ring() { with_ring_kernel step_gpu_perf; }
+step_gpu_perf_numbers_ring() { with_ring_kernel step_gpu_perf_numbers; }
+
 run_step "build" step_build || finish
 run_step "gpu info" step_gpu_info || true
 run_step "gpu tests" step_gpu_tests || true
 run_step "device bench" step_device_bench || true
 run_step "gpu perf" step_gpu_perf || true
 run_step "gpu perf numbers" step_gpu_perf_numbers || true
+run_step "gpu perf, ring kernel" step_gpu_perf_ring || true
+run_step "gpu perf numbers, ring kernel" step_gpu_perf_numbers_ring || true
 finish
