@@ -28,6 +28,8 @@ class HostPrimitives {
   ncclResult_t copySend(size_t src, size_t dst, size_t n);
   ncclResult_t copy(size_t src, size_t dst, size_t n);
 
+  // The end of an operation (runRingChannel): nothing is left to store.
+  void finish() {}
   // Elements that fit one slot: the largest chunk worth asking for.
   size_t slotElems() const { return slotElems_; }
 

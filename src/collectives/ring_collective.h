@@ -24,7 +24,8 @@ CHORUS_HOST_DEVICE inline size_t ringSliceAlign(size_t elemSize) {
 
 // Runs channel `channel` of `nChannels` of the collective: `count` is the
 // per-rank count (AllGather's send count, ReduceScatter's receive count).
-// Chunks are one slot of the primitives' connection.
+// Chunks are one slot of the primitives' connection. Ends with
+// prims.finish() (what a protocol stores once per operation).
 CHORUS_HD_TEMPLATE
 template <typename Prims>
 CHORUS_HOST_DEVICE ncclResult_t runRingChannel(Prims& prims, RingCollective coll, int rank,
@@ -33,16 +34,22 @@ CHORUS_HOST_DEVICE ncclResult_t runRingChannel(Prims& prims, RingCollective coll
   const ChannelSlice slice = channelSlice(count, nChannels, channel, ringSliceAlign(elemSize));
   const size_t chunk = nranks > 1 ? prims.slotElems() : slice.count + 1;
   if (chunk == 0) return ncclInternalError;  // the loops would never advance
+  ncclResult_t result = ncclInternalError;
   switch (coll) {
-    case RingCollective::AllReduce: return ringAllReduce(prims, rank, nranks, slice, chunk);
+    case RingCollective::AllReduce: result = ringAllReduce(prims, rank, nranks, slice, chunk); break;
     case RingCollective::AllGather:
-      return ringAllGather(prims, rank, nranks, slice, count, chunk);
+      result = ringAllGather(prims, rank, nranks, slice, count, chunk);
+      break;
     case RingCollective::ReduceScatter:
-      return ringReduceScatter(prims, rank, nranks, slice, count, chunk);
-    case RingCollective::Broadcast: return ringBroadcast(prims, rank, nranks, root, slice, chunk);
-    case RingCollective::Reduce: return ringReduce(prims, rank, nranks, root, slice, chunk);
+      result = ringReduceScatter(prims, rank, nranks, slice, count, chunk);
+      break;
+    case RingCollective::Broadcast:
+      result = ringBroadcast(prims, rank, nranks, root, slice, chunk);
+      break;
+    case RingCollective::Reduce: result = ringReduce(prims, rank, nranks, root, slice, chunk); break;
   }
-  return ncclInternalError;
+  prims.finish();
+  return result;
 }
 
 }  // namespace chorus

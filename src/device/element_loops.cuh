@@ -1,9 +1,10 @@
 // Copy and reduce loops over a range of threads, for the kernels that run
 // many datatypes and operators in one body (the worker of device/command_ring.h,
 // the ring kernel of device/ring_kernel.cu): consecutive threads take
-// consecutive elements, plain copies move 16-byte words where aligned.
-// These compile in seconds for all twelve types and every operator; the
-// unrolled 16-byte reduction loops of reduce_copy_device.cuh take minutes.
+// consecutive 16-byte packs for copies and sums where the buffers are
+// aligned, consecutive elements otherwise. These compile in seconds for all
+// twelve types and every operator; the unrolled loops of
+// reduce_copy_device.cuh (several packs in flight per thread) take minutes.
 #pragma once
 
 #include <cstddef>
@@ -21,10 +22,39 @@ struct ThreadRange {
   size_t count;
 };
 
+// Sums with a peer: 16-byte packs (one load per input and one store per
+// pack, the elements of a pack added in registers) where all three pointers
+// are aligned to 16 bytes, then the elements after the last pack one at a
+// time. Everything else element by element.
 template <bool kPeer, bool kPre, bool kPost, typename Fn, typename T>
 __device__ void elementLoop(const Fn& fn, const T* peer, const T* local, T* dst, size_t count,
                             ThreadRange threads) {
-  for (size_t i = threads.index; i < count; i += threads.count)
+  // Packs only for the hot loop of gradients, a sum with a peer (every
+  // pair unrolled per pack would add minutes of nvcc time per kernel and
+  // architecture); and not for fp8 below sm_89, which converts in
+  // software: a 16-element pack there is only more code, not faster.
+  constexpr bool kPacked = kPeer && !kPre && !kPost && std::is_same<Fn, FuncSum<T>>::value &&
+                           unrollFor<T>() != 1;
+  constexpr size_t kElts = kPacked ? kPackBytes / sizeof(T) : 1;
+  size_t first = 0;
+  const uintptr_t addresses = reinterpret_cast<uintptr_t>(local) |
+                              reinterpret_cast<uintptr_t>(dst) |
+                              (kPeer ? reinterpret_cast<uintptr_t>(peer) : 0);
+  if (kElts > 1 && addresses % kPackBytes == 0) {
+    using P = Pack<T, uint4>;
+    const size_t packs = count / kElts;
+    for (size_t i = threads.index; i < packs; i += threads.count) {
+      P l, p;
+      l.word = reinterpret_cast<const uint4*>(local)[i];
+      if (kPeer) p.word = reinterpret_cast<const uint4*>(peer)[i];
+#pragma unroll
+      for (size_t e = 0; e < kElts; ++e)
+        l.elt[e] = reduceElement<kPeer, kPre, kPost>(fn, kPeer ? p.elt[e] : l.elt[e], l.elt[e]);
+      reinterpret_cast<uint4*>(dst)[i] = l.word;
+    }
+    first = packs * kElts;
+  }
+  for (size_t i = first + threads.index; i < count; i += threads.count)
     dst[i] = reduceElement<kPeer, kPre, kPost>(fn, kPeer ? peer[i] : T{}, local[i]);
 }
 

@@ -43,6 +43,11 @@ struct DeviceFifo {
   uint64_t* head;   // slots released: stored by the receiver, polled by the sender (its memory)
   uint32_t nSlots;
   uint32_t slotBytes;
+  // The LL protocol's slots (device/fifo_ll_prims.h), in the receiver's
+  // memory: nSlots of llLinesPerSlot 16-byte lines; a slot carries
+  // (llLinesPerSlot - 1) * 8 bytes. Null where the LL protocol is not used.
+  uint64_t* llLines;
+  uint32_t llLinesPerSlot;
 };
 
 template <typename Block>
@@ -79,6 +84,8 @@ class FifoPrims {
   CHORUS_HOST_DEVICE size_t slotElems() const { return slotElems_; }
   // ncclSuccess, or why the block stopped (abort, a size that does not match).
   CHORUS_HOST_DEVICE ncclResult_t status() const { return status_; }
+  // Nothing to do at the end of an operation: every publish stored the tail.
+  CHORUS_HOST_DEVICE void finish() {}
 
   CHORUS_HOST_DEVICE ncclResult_t send(size_t src, size_t n) {
     for (size_t i = 0, m; i < n && status_ == ncclSuccess; i += m) {

@@ -60,6 +60,17 @@ struct GpuRingBlock {
   }
   __device__ void pause() const {}
   __device__ device::ThreadRange threads() const { return {threadIdx.x, blockDim.x}; }
+  __device__ size_t threadIndex() const { return threadIdx.x; }
+  __device__ size_t threadCount() const { return blockDim.x; }
+  // LL lines: one 16-byte volatile access, so each (data, flag) half moves
+  // at once; no fence (the flag travels with its data).
+  __device__ void storeLine(uint64_t* line, uint64_t lo, uint64_t hi) const {
+    asm volatile("st.volatile.v2.u64 [%0], {%1, %2};" ::"l"(line), "l"(lo), "l"(hi) : "memory");
+  }
+  __device__ void loadLine(const uint64_t* line, uint64_t* lo, uint64_t* hi) const {
+    asm volatile("ld.volatile.v2.u64 {%0, %1}, [%2];" : "=l"(*lo), "=l"(*hi) : "l"(line) : "memory");
+  }
+  __device__ bool anyOf(bool value) const { return __syncthreads_or(value) != 0; }
   __device__ void copy(const void* from, void* to, size_t bytes) const {
     device::copyBytes(from, to, bytes, threads());
   }
@@ -90,7 +101,17 @@ __device__ void GpuRingBlock::reduceCopy(const RedOpArgs& op, const void* peer, 
                ReduceCopyTyped{op, peer, local, applyPre, dst, applyPost, count, threads()});
 }
 
+// One channel's part of one collective over either protocol's primitives.
+template <typename Prims>
+__device__ ncclResult_t runWork(Prims& prims, const RingWork& work, const RingKernelArgs& args,
+                                size_t elemSize) {
+  runRingChannel(prims, static_cast<RingCollective>(work.coll), args.rank, args.nranks, work.root,
+                 work.count, elemSize, args.nChannels, blockIdx.x);
+  return prims.status();
+}
+
 __global__ void __launch_bounds__(kRingKernelThreads, 1) ringKernel(RingKernelArgs args) {
+  __shared__ alignas(16) char llScratch[2 * kRingLLDataBytes];
   GpuRingBlock block{args.abortFlag};
   // A copy in registers/local memory: FifoPrims keeps pointers to the links.
   RingLinks links = args.channels[blockIdx.x];
@@ -102,16 +123,23 @@ __global__ void __launch_bounds__(kRingKernelThreads, 1) ringKernel(RingKernelAr
       work.op.scalar = 0;
       memcpy(&work.op.scalar, work.scalarSource, elemSize);
     }
-    FifoPrims<GpuRingBlock> prims(block, ring ? &links.toNext : nullptr,
-                                  ring ? &links.fromPrev : nullptr, work.input, work.output,
-                                  work.op, elemSize);
-    runRingChannel(prims, static_cast<RingCollective>(work.coll), args.rank, args.nranks,
-                   work.root, work.count, elemSize, args.nChannels, blockIdx.x);
-    if (prims.status() != ncclSuccess) {
+    const DeviceFifo* toNext = ring ? &links.toNext : nullptr;
+    const DeviceFifo* fromPrev = ring ? &links.fromPrev : nullptr;
+    ncclResult_t status;
+    if (static_cast<RingProtocol>(work.protocol) == RingProtocol::LL) {
+      FifoLLPrims<GpuRingBlock> prims(block, toNext, fromPrev, work.input, work.output, work.op,
+                                      elemSize, llScratch);
+      status = runWork(prims, work, args, elemSize);
+    } else {
+      FifoPrims<GpuRingBlock> prims(block, toNext, fromPrev, work.input, work.output, work.op,
+                                    elemSize);
+      status = runWork(prims, work, args, elemSize);
+    }
+    if (status != ncclSuccess) {
       // This block stops. Its peers wait for it until ncclCommAbort (or
       // destroy's timeout) raises the abort word; the failure is the
       // communicator's async error, and its next post fails.
-      if (block.leader()) atomicCAS_system(args.status, 0u, static_cast<uint32_t>(prims.status()));
+      if (block.leader()) atomicCAS_system(args.status, 0u, static_cast<uint32_t>(status));
       return;
     }
   }

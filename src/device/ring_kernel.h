@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "collectives/reduce_ops.h"
+#include "device/fifo_ll_prims.h"
 #include "device/fifo_prims.h"
 #include "nccl.h"
 
@@ -23,10 +24,16 @@ constexpr int kRingKernelMaxChannels = 16;
 // group takes several launches, one after the other on the stream.
 constexpr int kRingKernelMaxWorks = 16;
 constexpr unsigned kRingKernelThreads = 512;
+// Bytes an LL slot carries (its lines are twice as many bytes, plus one
+// line for the count): the scratch each block keeps in shared memory.
+constexpr uint32_t kRingLLDataBytes = 4096;
+
+enum class RingProtocol : uint32_t { Simple = 0, LL = 1 };
 
 // One collective of a launch. `count` is per rank, as in runtime/op.h.
 struct RingWork {
   uint32_t coll;  // RingCollective
+  uint32_t protocol;  // RingProtocol, the same on every rank
   int32_t root;
   RedOpArgs op;
   const void* input;

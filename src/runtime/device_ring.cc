@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "collectives/datatypes.h"
 #include "collectives/ring_collective.h"
 #include "common/log.h"
 #include "common/result.h"
@@ -18,15 +19,22 @@ namespace {
 
 // Slots per FIFO, as NCCL_STEPS.
 constexpr uint32_t kRingSlots = 8;
+// 16-byte lines per LL slot: kRingLLDataBytes of data, 8 per line, and the count.
+constexpr uint32_t kLLLinesPerSlot = kRingLLDataBytes / 8 + 1;
+// Collectives of at most this many bytes per rank use the LL protocol.
+constexpr size_t kLLMaxBytes = 16 * 1024;
+
 // A channel's part of a rank's FIFO memory: the slots of the FIFO from the
 // previous rank, their sizes, its tail, then the head of the FIFO to the
-// next rank; counters on lines of their own (the two ranks poll them).
+// next rank (counters on lines of their own: the two ranks poll them), then
+// the LL slots of the FIFO from the previous rank.
 struct ChannelLayout {
   size_t slotBytes;
   size_t sizes() const { return kRingSlots * slotBytes; }
   size_t tail() const { return sizes() + 256; }
   size_t head() const { return tail() + 64; }
-  size_t bytes() const { return head() + 64; }
+  size_t ll() const { return head() + 64; }
+  size_t bytes() const { return ll() + size_t(kRingSlots) * kLLLinesPerSlot * 16; }
 };
 static_assert(kRingSlots * sizeof(uint32_t) <= 256, "slot sizes fit their line");
 
@@ -63,6 +71,8 @@ DeviceFifo fifoAt(char* receiverBase, char* senderBase, const ChannelLayout& lay
   fifo.head = reinterpret_cast<uint64_t*>(senderBase + layout.head());
   fifo.nSlots = kRingSlots;
   fifo.slotBytes = static_cast<uint32_t>(layout.slotBytes);
+  fifo.llLines = reinterpret_cast<uint64_t*>(receiverBase + layout.ll());
+  fifo.llLinesPerSlot = kLLLinesPerSlot;
   return fifo;
 }
 
@@ -160,6 +170,10 @@ ncclResult_t DeviceRing::launch(const std::vector<Op>& ops, cudaStream_t stream,
       const Op& op = ops[first + i];
       RingWork& work = args.works[i];
       work.coll = static_cast<uint32_t>(op.kind);  // OpKind and RingCollective agree
+      // Small collectives on LL: one line transfer per 8 bytes instead of a
+      // fence, a counter and a barrier per slot. Every rank decides alike.
+      const bool small = op.count * elementSize(op.type) <= kLLMaxBytes;
+      work.protocol = static_cast<uint32_t>(small ? RingProtocol::LL : RingProtocol::Simple);
       work.root = op.root;
       work.op = op.redop;
       work.input = op.sendbuff;
