@@ -54,14 +54,8 @@ class FifoLLPrims {
     const DeviceFifo* any = toNext ? toNext : fromPrev;
     slotElems_ = any ? llDataBytes(*any) / elemSize : 0;
     outBuffer_ = scratch + (any ? llDataBytes(*any) : 0);
-    uint64_t counters[2] = {0, 0};
-    if (block_.leader()) {
-      if (toNext_) counters[0] = block_.load(toNext_->tail);
-      if (fromPrev_) counters[1] = block_.load(fromPrev_->head);
-    }
-    block_.share(&counters);
-    sent_ = firstSent_ = counters[0];
-    received_ = counters[1];
+    readCounters(block_, toNext_, fromPrev_, &sent_, &received_);
+    firstSent_ = sent_;
     if (any != nullptr && (slotElems_ == 0 || any->nSlots < 2 || any->llLines == nullptr))
       status_ = ncclInternalError;
   }
@@ -175,26 +169,14 @@ class FifoLLPrims {
     return fifo->llLines + (step % fifo->nSlots) * fifo->llLinesPerSlot * 2;
   }
 
-  // Sends outBuffer_ (written by the block's threads: sendFrom's share is
-  // the barrier before any thread packs it).
+  // Sends outBuffer_ (written by the block's threads: the barrier that ends
+  // sendFrom's wait for a free slot comes before any thread packs it).
   CHORUS_HOST_DEVICE bool sendOut(size_t bytes) { return sendFrom(outBuffer_, bytes); }
 
   // Packs `bytes` of `data` (any alignment of 4) into the next slot's lines.
   CHORUS_HOST_DEVICE bool sendFrom(const char* data, size_t bytes) {
     if (toNext_ == nullptr || slotElems_ == 0) return stop(ncclInternalError);
-    ncclResult_t result = ncclSuccess;
-    if (block_.leader()) {
-      // Acquire: pairs with the receiver's release store of head once every
-      // thread of its block had unpacked the slot.
-      while (block_.load(toNext_->head) + toNext_->nSlots <= sent_) {
-        if (block_.aborted()) {
-          result = ncclSystemError;
-          break;
-        }
-        block_.pause();
-      }
-    }
-    block_.share(&result);
+    const ncclResult_t result = waitForFreeSlot(block_, *toNext_, sent_);
     if (result != ncclSuccess) return stop(result);
     uint64_t* slot = lines(toNext_, sent_);
     const uint64_t f = uint64_t(flag(sent_)) << 32;

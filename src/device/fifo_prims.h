@@ -50,6 +50,47 @@ struct DeviceFifo {
   uint32_t llLinesPerSlot;
 };
 
+// What both protocols do alike with a FIFO's counters.
+//
+// Where the last operation left them: the steps sent on `toNext` and
+// received on `fromPrev` (0 for a missing link). Only one block moves them
+// (one block per channel), so they are read once per operation.
+template <typename Block>
+CHORUS_HOST_DEVICE void readCounters(Block& block, const DeviceFifo* toNext,
+                                     const DeviceFifo* fromPrev, uint64_t* sent,
+                                     uint64_t* received) {
+  uint64_t counters[2] = {0, 0};
+  if (block.leader()) {
+    if (toNext) counters[0] = block.load(toNext->tail);
+    if (fromPrev) counters[1] = block.load(fromPrev->head);
+  }
+  block.share(&counters);
+  *sent = counters[0];
+  *received = counters[1];
+}
+
+// Waits until step `sent` of `fifo` has a free slot: ncclSuccess, or
+// ncclSystemError on abort, on every thread (the leader waits; a barrier).
+template <typename Block>
+CHORUS_HOST_DEVICE ncclResult_t waitForFreeSlot(Block& block, const DeviceFifo& fifo,
+                                                uint64_t sent) {
+  ncclResult_t result = ncclSuccess;
+  if (block.leader()) {
+    // Acquire: pairs with the receiver's release store of head once its
+    // block had read the slot, so this block's writes cannot overtake its
+    // reads.
+    while (block.load(fifo.head) + fifo.nSlots <= sent) {
+      if (block.aborted()) {
+        result = ncclSystemError;
+        break;
+      }
+      block.pause();
+    }
+  }
+  block.share(&result);
+  return result;
+}
+
 template <typename Block>
 class FifoPrims {
  public:
@@ -66,16 +107,7 @@ class FifoPrims {
         elemSize_(elemSize) {
     const DeviceFifo* any = toNext ? toNext : fromPrev;
     slotElems_ = any ? any->slotBytes / elemSize : 0;
-    // Where the last operation left the counters; only this block moves
-    // them (one block per channel), so they are read once.
-    uint64_t counters[2] = {0, 0};
-    if (block_.leader()) {
-      if (toNext_) counters[0] = block_.load(toNext_->tail);
-      if (fromPrev_) counters[1] = block_.load(fromPrev_->head);
-    }
-    block_.share(&counters);
-    sent_ = counters[0];
-    received_ = counters[1];
+    readCounters(block_, toNext_, fromPrev_, &sent_, &received_);
     // Chunks of no element would never advance the algorithms' loops.
     if (any != nullptr && (slotElems_ == 0 || any->nSlots < 2)) status_ = ncclInternalError;
   }
@@ -193,19 +225,7 @@ class FifoPrims {
   // Waits until the next outgoing slot is free; null when the block stops.
   CHORUS_HOST_DEVICE char* acquireSlot() {
     if (toNext_ == nullptr || slotElems_ == 0) return stop(ncclInternalError);
-    ncclResult_t result = ncclSuccess;
-    if (block_.leader()) {
-      // Acquire: pairs with the receiver's release store of head after it
-      // read the slot, so this block's writes cannot overtake its reads.
-      while (block_.load(toNext_->head) + toNext_->nSlots <= sent_) {
-        if (block_.aborted()) {
-          result = ncclSystemError;
-          break;
-        }
-        block_.pause();
-      }
-    }
-    block_.share(&result);
+    const ncclResult_t result = waitForFreeSlot(block_, *toNext_, sent_);
     if (result != ncclSuccess) return stop(result);
     return toNext_->slots + (sent_ % toNext_->nSlots) * toNext_->slotBytes;
   }
