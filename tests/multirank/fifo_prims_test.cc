@@ -1037,6 +1037,42 @@ TEST(FifoPrimsLL, RanksThatDisagreeOnTheCountStopWithInvalidUsage) {
   ranksThatDisagree(Protocol::LL);
 }
 
+// Ranks whose counts put them on different protocols (the kernel picks LL
+// by bytes per rank): the root broadcasts on LL, the other rank receives
+// on Simple, after four Simple broadcasts of the same count left every
+// Simple slot with the size it expects and data of its own. The LL sender's
+// finish() zeroed the size word of its step, so the Simple receiver stops
+// with ncclInvalidUsage instead of taking the old slot for the new data.
+TEST(FifoPrimsLL, ARankOnTheOtherProtocolFailsTheSizeCheckInsteadOfReadingOldData) {
+  const FifoShape shape{4, 256, 1 + 32};  // both protocols: 64 floats per slot
+  const size_t count = 64;
+  const HostRing ring(2, 1, shape);
+  const BlockScratch scratch(2, shape);
+  const RedOpArgs op = builtinRedOp(ncclSum, ncclFloat32, 2);
+  std::vector<float> in(count), out(count);
+  auto broadcast = [&](Protocol root, Protocol other) {
+    return runBlocks(2, 1, [&](int r, int ch, HostBlock& block) {
+      return withPrims(r == 0 ? root : other, block, ring.toNext(ch, r), ring.fromPrev(ch, r),
+                       in.data(), r == 0 ? in.data() : out.data(), op, sizeof(float),
+                       scratch.at(static_cast<size_t>(r)), [&](auto& prims) {
+                         const ncclResult_t s = runRingChannel(
+                             prims, RingCollective::Broadcast, r, 2, 0, count, sizeof(float), 1, ch);
+                         return s != ncclSuccess ? s : prims.status();
+                       });
+    });
+  };
+  for (int i = 0; i < 4; ++i) {
+    std::fill(in.begin(), in.end(), static_cast<float>(i + 1));
+    const std::vector<ncclResult_t> status = broadcast(Protocol::Simple, Protocol::Simple);
+    ASSERT_EQ(status[0], ncclSuccess);
+    ASSERT_EQ(status[1], ncclSuccess);
+    ASSERT_EQ(out[count - 1], static_cast<float>(i + 1));
+  }
+  std::fill(in.begin(), in.end(), 9.0f);
+  const std::vector<ncclResult_t> status = broadcast(Protocol::LL, Protocol::Simple);
+  EXPECT_EQ(status[1], ncclInvalidUsage) << "the Simple receiver took an old slot for new data";
+}
+
 // One slot of more or fewer bytes than the receiver expects (12 floats)
 // stops it with ncclInvalidUsage and frees nothing. More: every line or
 // byte the receiver reads is there, so it stops at once. Fewer: Simple's
