@@ -416,6 +416,8 @@ def plot(args, runs, libs):
                     continue
                 f = data / f"{lib}-{op}-n{n}.dat"
                 f.write_text("".join(f"{r['bytes']} {r['busbw']}\n" for r in good))
+                if not any(r["busbw"] > 0 for r in good):
+                    continue  # nothing to draw above 0 (gnuplot rejects an all-zero plot)
                 nbad = len(rs) - len(good)
                 title = LIB_TITLES[lib] + (f" ({nbad} size{'s' if nbad > 1 else ''} FAIL)" if nbad else "")
                 plots.append(f"'{f}' using 1:2 title '{title}' lw 2 pt 7 ps 0.6 lc rgb '{colors[lib]}'")

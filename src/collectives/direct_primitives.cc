@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "collectives/datatypes.h"
+#include "common/cpu_hints.h"
 #include "common/result.h"
 
 namespace chorus {
@@ -11,6 +12,12 @@ namespace {
 
 // Wrap-around comparison of phase counters.
 bool reached(uint32_t phase, uint32_t target) { return static_cast<int32_t>(phase - target) >= 0; }
+
+// How many rounds ahead a rank asks for its operation line (see exchange):
+// far enough for a cache-line transfer to finish, far from the oldest line
+// a peer running behind may still be reading.
+constexpr int kLinePrefetchRounds = 8;
+static_assert(kLinePrefetchRounds < kArenaLines / 2, "prefetch far from the oldest line in use");
 
 }  // namespace
 
@@ -93,6 +100,11 @@ ncclResult_t DirectPrims::exchange(const RoundPieces& pieces, bool contribute, i
   const uint64_t released = inline_ ? round + 1 : round + kArenaLines - 1;
   CHORUS_CHECK(waitFor(kAllPeers, state_->roundPhase[released % kArenaLines],
                        "waiting for a staging area to be released by"));
+  // Our line of a few rounds ahead was last read by the peers: its transfer
+  // back starts now, so that its stores then do not wait for it (a waiting
+  // store fills the store buffer and stalls a Broadcast root, which would
+  // run at one cache-line round trip per operation).
+  prefetchForWrite(&state_->arena->slot(rank_).lines[(line_ + kLinePrefetchRounds) % kArenaLines]);
   CHORUS_CHECK(publishRound(pieces, contribute));
   CHORUS_CHECK(arrive(&lineOf(rank_).seq));
   state_->roundPhase[line_] = state_->phase;

@@ -33,17 +33,22 @@ GroupJob makeJob(ncclComm* comm, std::function<ncclResult_t()> run) {
   return GroupJob{comm, std::move(run)};
 }
 
-// Records a finished job's outcome on its communicator: the first error with
-// its message (which lives in this, maybe worker, thread's last error), then
-// one pending job fewer.
-ncclResult_t recordOutcome(ncclComm* comm, ncclResult_t result) {
-  if (comm == nullptr) return result;
+// Records a failed operation on its communicator: the first error, with its
+// message (which lives in this, maybe worker, thread's last error).
+ncclResult_t recordFailure(ncclComm* comm, ncclResult_t result) {
   ncclResult_t none = ncclSuccess;
   if (result != ncclSuccess && result != ncclInProgress &&
       comm->asyncResult.load(std::memory_order_acquire) == ncclSuccess) {
     comm->asyncErrorText = lastError();
     comm->asyncResult.compare_exchange_strong(none, result, std::memory_order_acq_rel);
   }
+  return result;
+}
+
+// Records a finished job's outcome, then one pending job fewer.
+ncclResult_t recordOutcome(ncclComm* comm, ncclResult_t result) {
+  if (comm == nullptr) return result;
+  recordFailure(comm, result);
   comm->pendingJobs.fetch_sub(1, std::memory_order_acq_rel);  // pairs with commState's acquire
   return result;
 }
@@ -157,10 +162,10 @@ ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job) {
 ncclResult_t enqueueOp(ncclComm* comm, const Op& op) {
   // The common case, a blocking call outside any group, runs now on this
   // thread without building a batch and a job (it is on the latency path).
-  if (!inGroup() && comm->config.blocking) {
-    comm->pendingJobs.fetch_add(1, std::memory_order_acq_rel);
-    return recordOutcome(comm, executeOps(comm, &op, 1));
-  }
+  // It is not counted as a pending job: the call returns before its caller
+  // could ask, and the counter's locked update would cost every small
+  // operation a store-buffer drain.
+  if (!inGroup() && comm->config.blocking) return recordFailure(comm, executeOps(comm, &op, 1));
   CHORUS_CHECK(groupStart());
   OpBatch* batch = nullptr;
   for (OpBatch& b : tBatches)

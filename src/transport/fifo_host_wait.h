@@ -3,6 +3,7 @@
 
 #include <sched.h>
 
+#include "common/cpu_hints.h"
 #include "common/deadline.h"
 
 namespace chorus {
@@ -12,14 +13,6 @@ void futexSleep(uint32_t* word, uint32_t seen, int ms);
 // A waited-for peer's failure, as an error with a message.
 ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut);
 bool peerProcessGone(pid_t pid);
-
-inline void cpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 template <typename Ready>
 ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& context,

@@ -11,6 +11,7 @@
 
 #include "harness/collective_check.h"
 #include "harness/ranks.h"
+#include "transport/shm/node_arena.h"
 
 using namespace chorus::test;
 
@@ -230,18 +231,19 @@ TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
 // A Broadcast root and Reduce's other ranks only publish: they run ahead of
 // slow readers through the operation lines, never further than the lines
 // they have. Each operation carries values of its own, so a line reused
-// too early would show.
+// too early would show. The readers stop at the start of each run, long
+// enough for the publisher to fill every line and wait.
 TEST(CollectivesDirect, PublishersRunAheadOfSlowReadersWithoutOverwritingThem) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   auto failures = runRankProcesses(3, [](RankContext& ctx) {
     onComm(ctx, [&](ncclComm_t comm) {
       const int root = 1;
-      for (int i = 0; i < 120 && ctx.failures.empty(); ++i) {
-        const bool broadcast = (i / 40) % 2 == 0;  // 40 Broadcasts, 40 Reduces, 40 Broadcasts
+      const int run = chorus::kArenaLines + 60;  // operations of one kind in a row
+      for (int i = 0; i < 3 * run && ctx.failures.empty(); ++i) {
+        const bool broadcast = (i / run) % 2 == 0;  // Broadcasts, Reduces, Broadcasts
         const size_t count = static_cast<size_t>(1 + i % 8);  // int32: 4..32 bytes
-        // Readers fall behind now and then, so that publishers run ahead.
         const bool reader = broadcast ? ctx.rank != root : ctx.rank == root;
-        if (reader && i % 10 == 3) usleep(20000);
+        if (reader && (i % run == 3 || i % run == run / 2)) usleep(50000);
         std::vector<int32_t> in(count), out(count, -1);
         for (size_t j = 0; j < count; ++j) in[j] = i * 1000 + ctx.rank * 100 + static_cast<int32_t>(j);
         ncclResult_t r = broadcast

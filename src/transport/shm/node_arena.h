@@ -9,8 +9,10 @@
 // the record and a small message in the same line, so a small operation
 // costs one cache-line transfer per peer. Rounds take lines in turn, so a
 // rank that only publishes may run up to kArenaLines - 1 rounds ahead of its
-// readers; rounds that stage more than fits inline alternate between the two
-// staging areas ("parity") and run at most one round ahead.
+// readers (many: with more ranks than cores a Broadcast root then runs
+// through its time slice instead of waiting for readers to be scheduled
+// every few operations); rounds that stage more than fits inline alternate
+// between the two staging areas ("parity") and run at most one round ahead.
 #pragma once
 
 #include <cstddef>
@@ -25,7 +27,7 @@ namespace chorus {
 class Bootstrap;
 
 constexpr int kArenaParities = 2;
-constexpr int kArenaLines = 8;
+constexpr int kArenaLines = 256;
 constexpr size_t kArenaInlineBytes = 32;
 
 // What a rank publishes about the round it runs, and (Staged mode) up to
