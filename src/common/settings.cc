@@ -63,6 +63,9 @@ const Setting kSettings[] = {
      "Device communicators on one host with p2p: run collectives as the ring kernel with this "
      "many channels (thread blocks, 1-16), FIFOs in GPU memory; 0 runs them on the proxy's "
      "direct algorithms."},
+    {"NCCL_PROTO", "",
+     "Protocols the ring kernel may use: comma list of LL, LL128, Simple (any case), or ^ and a "
+     "list to exclude; LL128 is not built (default: LL up to 16 KiB per rank, Simple above)."},
 };
 
 std::mutex gReportedMutex;

@@ -16,6 +16,7 @@ bool deviceP2pEnabled() { return settingInt("NCCL_P2P_DISABLE") == 0; }
 #include "common/result.h"
 #include "common/settings.h"
 #include "runtime/comm.h"
+#include "runtime/cuda_check.h"
 #include "runtime/device.h"
 
 namespace chorus {
@@ -28,12 +29,6 @@ struct StagingInfo {
   int64_t pid;
   uint64_t hostHash;
 };
-
-ncclResult_t cudaCheck(cudaError_t err, const char* what, int rank) {
-  if (err == cudaSuccess) return ncclSuccess;
-  CHORUS_FAIL(ncclUnhandledCudaError, "rank %d: %s failed: %s", rank, what,
-              cudaGetErrorString(err));
-}
 
 // Lets `device` (current) read and write `peerDevice`'s memory.
 ncclResult_t enablePeerAccess(int device, int peerDevice, int rank) {

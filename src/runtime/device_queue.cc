@@ -23,12 +23,13 @@
 #include "device/stream_gate.h"
 #include "device/worker_kernel.h"
 #include "runtime/comm.h"
+#include "runtime/cuda_check.h"
 #include "runtime/device.h"
 #include "runtime/device_host_staging.h"
 #include "runtime/command_mover.h"
 #include "runtime/device_mover.h"
 #include "runtime/device_direct.h"
-#include "runtime/device_ring.h"
+#include "runtime/device_ring_launch.h"
 #include "runtime/host_executor.h"
 
 namespace chorus {
@@ -47,11 +48,6 @@ constexpr size_t kRingAbortWord = 3;
 // sleeps between polls.
 constexpr int kPollsBeforeSleep = 4096;
 constexpr auto kPollSleep = std::chrono::microseconds(20);
-
-ncclResult_t cudaCheck(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return ncclSuccess;
-  CHORUS_FAIL(ncclUnhandledCudaError, "%s failed: %s", what, cudaGetErrorString(err));
-}
 
 // The calling thread may call CUDA while another thread captures a graph in
 // cudaStreamCaptureModeGlobal (which forbids "unsafe" calls process-wide).
@@ -208,16 +204,12 @@ class CudaDeviceQueue final : public DeviceQueue {
   ncclResult_t hold(const std::shared_ptr<DeviceTicket>& ticket) override;
   ncclResult_t shutdown() override;
   ncclResult_t kernelFailure() const override {
-    if (control_ == nullptr) return ncclSuccess;
-    return static_cast<ncclResult_t>(__atomic_load_n(&control_[kRingStatusWord], __ATOMIC_ACQUIRE));
+    return ringLauncher_ == nullptr ? ncclSuccess : ringLauncher_->failure();
   }
 
  private:
   ncclResult_t takeSlot(bool persistent, uint32_t* slot);
   ncclResult_t initRingKernel();
-  ncclResult_t openRingKernel(DeviceTicket& ticket);
-  ncclResult_t ringStreamFor(cudaStream_t first, cudaStream_t* out);
-  ncclResult_t drainRingKernels();
   ncclResult_t runTicket(const DeviceTicket& ticket);
   ncclResult_t runLocal(Op op, DataMover& mover);
   void proxyLoop();
@@ -238,18 +230,7 @@ class CudaDeviceQueue final : public DeviceQueue {
   RingState* ringDevice_ = nullptr;
   uint32_t* barrier_ = nullptr;               // the workers' grid barrier (device memory)
   HostBounceBuffer bounce_;  // host copies of buffers the direct path does not take
-  // The ring kernel (CHORUS_DEVICE_RING): launched on a stream of the
-  // communicator's own, forked from the caller's stream and joined back, so
-  // that ranks of one process sharing a stream in a group run at once, and
-  // the communicator's launches run one after the other.
-  std::unique_ptr<DeviceRing> kernelRing_;
-  cudaStream_t ringStream_ = nullptr;
-  // Under graph capture a fork joins the stream to that capture until it
-  // ends: each capture forks to a stream no capture holds (kept for reuse).
-  std::vector<cudaStream_t> captureStreams_;
-  bool ringDrained_ = true;  // false: ring kernels may still use the memory
-  cudaEvent_t forkEvent_ = nullptr;
-  cudaEvent_t joinEvent_ = nullptr;
+  std::unique_ptr<RingLauncher> ringLauncher_;  // CHORUS_DEVICE_RING: null when off
 
   std::mutex mutex_;
   std::condition_variable changed_;  // a ticket was posted or finished, or stop
@@ -283,16 +264,9 @@ ncclResult_t CudaDeviceQueue::init() {
 }
 
 ncclResult_t CudaDeviceQueue::initRingKernel() {
-  // The FIFOs live in GPU memory the ranks map: one host, p2p allowed.
-  if (comm_->arena == nullptr || !deviceP2pEnabled()) return ncclSuccess;
-  CHORUS_CHECK(DeviceRing::create(comm_, DeviceRing::channelsFromSettings(), &kernelRing_));
-  if (kernelRing_ == nullptr) return ncclSuccess;
-  CHORUS_CHECK(cudaCheck(cudaStreamCreateWithFlags(&ringStream_, cudaStreamNonBlocking),
-                         "cudaStreamCreateWithFlags"));
-  CHORUS_CHECK(cudaCheck(cudaEventCreateWithFlags(&forkEvent_, cudaEventDisableTiming),
-                         "cudaEventCreateWithFlags"));
-  return cudaCheck(cudaEventCreateWithFlags(&joinEvent_, cudaEventDisableTiming),
-                   "cudaEventCreateWithFlags");
+  const RingControlWords words{&control_[kRingStatusWord], &controlDevice_[kRingStatusWord],
+                               &control_[kRingAbortWord], &controlDevice_[kRingAbortWord]};
+  return RingLauncher::create(comm_, words, &ringLauncher_);
 }
 
 CudaDeviceQueue::~CudaDeviceQueue() {
@@ -307,26 +281,20 @@ CudaDeviceQueue::~CudaDeviceQueue() {
   Deadline deadline = Deadline::after(5);
   while (control_ != nullptr && !exited() && !deadline.expired())
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (!ringDrained_) {
-    // A ring kernel that never ran may still read the control words and the
-    // FIFOs: leave both behind (cudaFree could also wait for it forever).
-    WARN("rank %d: ring kernels still pending at destroy; their memory is not reused",
-         comm_->rank);
-    kernelRing_.release();
-  } else if (control_ == nullptr || exited()) {
+  // A ring kernel that never ran may still read the control words (and the
+  // launcher leaves its FIFOs behind, saying so).
+  const bool ringPending = ringLauncher_ != nullptr && !ringLauncher_->drained();
+  if (!ringPending && (control_ == nullptr || exited())) {
     givePinned(kSlots, counters_);
     givePinned(kControlWords, control_);
     givePinned(1, ring_);
     giveBarrier(comm_->cudaDev, barrier_);
-  } else {
+  } else if (!ringPending) {
     WARN("rank %d: worker kernels still pending at destroy; their memory is not reused",
          comm_->rank);
   }
   if (comm_->direct.mover == commands_.get()) comm_->direct.mover = &hostMover();
-  if (joinEvent_ != nullptr) cudaEventDestroy(joinEvent_);
-  if (forkEvent_ != nullptr) cudaEventDestroy(forkEvent_);
-  if (ringStream_ != nullptr) cudaStreamDestroy(ringStream_);
-  for (cudaStream_t stream : captureStreams_) cudaStreamDestroy(stream);
+  ringLauncher_.reset();
 }
 
 ncclResult_t CudaDeviceQueue::takeSlot(bool persistent, uint32_t* slot) {
@@ -423,8 +391,10 @@ ncclResult_t CudaDeviceQueue::open(const Op* ops, size_t n, std::shared_ptr<Devi
   RelaxedCaptureMode relaxed;
   DeviceGuard onDevice(comm_->cudaDev);  // the kernels launch on the streams' device
   CHORUS_CHECK(onDevice.result());
-  if (kernelRing_ != nullptr && DeviceRing::takes(ticket->ops)) {
-    CHORUS_CHECK(openRingKernel(*ticket));
+  if (ringLauncher_ != nullptr && RingLauncher::takes(ticket->ops)) {
+    ticket->ringKernel = true;
+    CHORUS_CHECK(joinGroupStreams(ticket->streams));
+    CHORUS_CHECK(ringLauncher_->launch(ticket->ops, ticket->streams[0]));
     *out = std::move(ticket);
     return ncclSuccess;
   }
@@ -475,9 +445,7 @@ ncclResult_t CudaDeviceQueue::hold(const std::shared_ptr<DeviceTicket>& ticket) 
   DeviceGuard onDevice(comm_->cudaDev);
   CHORUS_CHECK(onDevice.result());
   if (ticket->ringKernel) {
-    // The join: the caller's stream goes on once the launches are done.
-    CHORUS_CHECK(cudaCheck(cudaStreamWaitEvent(ticket->streams[0], joinEvent_, 0),
-                           "cudaStreamWaitEvent"));
+    CHORUS_CHECK(ringLauncher_->join(ticket->streams[0]));
     return releaseGroupStreams(ticket->streams);
   }
   CHORUS_CHECK(launchWorker(ringDevice_, ticket->slot, ticket->gateValue(),
@@ -488,81 +456,6 @@ ncclResult_t CudaDeviceQueue::hold(const std::shared_ptr<DeviceTicket>& ticket) 
     ++workersLaunched_;
   }
   return releaseGroupStreams(ticket->streams);
-}
-
-// The fork and the launches; hold() joins. A group opens every
-// communicator's batch before it holds any, so the ring kernels of ranks
-// that share a stream are all launched before that stream waits for one.
-ncclResult_t CudaDeviceQueue::openRingKernel(DeviceTicket& ticket) {
-  const uint32_t failed = __atomic_load_n(&control_[kRingStatusWord], __ATOMIC_ACQUIRE);
-  if (failed != 0)
-    CHORUS_FAIL(static_cast<ncclResult_t>(failed),
-                "rank %d: an earlier ring kernel of this communicator failed (%s): did every "
-                "rank call the same collectives with the same counts?",
-                comm_->rank, ncclGetErrorString(static_cast<ncclResult_t>(failed)));
-  ticket.ringKernel = true;
-  cudaStream_t first = ticket.streams[0];
-  cudaStream_t launchStream = ringStream_;
-  CHORUS_CHECK(ringStreamFor(first, &launchStream));
-  CHORUS_CHECK(joinGroupStreams(ticket.streams));
-  CHORUS_CHECK(cudaCheck(cudaEventRecord(forkEvent_, first), "cudaEventRecord"));
-  CHORUS_CHECK(cudaCheck(cudaStreamWaitEvent(launchStream, forkEvent_, 0), "cudaStreamWaitEvent"));
-  CHORUS_CHECK(kernelRing_->launch(ticket.ops, launchStream, &controlDevice_[kRingAbortWord],
-                                   &controlDevice_[kRingStatusWord]));
-  return cudaCheck(cudaEventRecord(joinEvent_, launchStream), "cudaEventRecord");
-}
-
-// The communicator's ring stream, or under capture a stream that no
-// capture holds now. Replays of a captured graph are not ordered against
-// eager launches: as with NCCL, the caller orders them (the FIFO counters
-// are shared, so a replay and an eager launch must not overlap).
-ncclResult_t CudaDeviceQueue::ringStreamFor(cudaStream_t first, cudaStream_t* out) {
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  CHORUS_CHECK(cudaCheck(cudaStreamIsCapturing(first, &capture), "cudaStreamIsCapturing"));
-  if (capture == cudaStreamCaptureStatusNone) {
-    *out = ringStream_;
-    return ncclSuccess;
-  }
-  for (cudaStream_t stream : captureStreams_) {
-    cudaStreamCaptureStatus held = cudaStreamCaptureStatusNone;
-    CHORUS_CHECK(cudaCheck(cudaStreamIsCapturing(stream, &held), "cudaStreamIsCapturing"));
-    if (held == cudaStreamCaptureStatusNone) {
-      *out = stream;
-      return ncclSuccess;
-    }
-  }
-  cudaStream_t stream = nullptr;
-  CHORUS_CHECK(cudaCheck(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
-                         "cudaStreamCreateWithFlags"));
-  captureStreams_.push_back(stream);
-  *out = stream;
-  return ncclSuccess;
-}
-
-// Until the ring stream has run every launch (bounded by CHORUS_TIMEOUT;
-// abort makes the kernels leave).
-ncclResult_t CudaDeviceQueue::drainRingKernels() {
-  if (ringStream_ == nullptr) return ncclSuccess;
-  Deadline deadline = Deadline::after(comm_->timeoutSeconds);
-  for (;;) {
-    const cudaError_t state = cudaStreamQuery(ringStream_);
-    if (state == cudaSuccess) break;
-    if (state != cudaErrorNotReady) return cudaCheck(state, "the ring kernel");
-    if (comm_->abortFlag.load(std::memory_order_relaxed))
-      __atomic_store_n(&control_[kRingAbortWord], 1u, __ATOMIC_RELEASE);
-    if (deadline.expired()) {
-      __atomic_store_n(&control_[kRingAbortWord], 1u, __ATOMIC_RELEASE);
-      ringDrained_ = false;
-      CHORUS_FAIL(ncclSystemError, "rank %d: ring kernels still unfinished after %.0f s at "
-                  "destroy (were their streams blocked?)", comm_->rank, comm_->timeoutSeconds);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  const uint32_t failed = __atomic_load_n(&control_[kRingStatusWord], __ATOMIC_ACQUIRE);
-  if (failed != 0)
-    CHORUS_FAIL(static_cast<ncclResult_t>(failed), "rank %d: a ring kernel failed (%s)",
-                comm_->rank, ncclGetErrorString(static_cast<ncclResult_t>(failed)));
-  return ncclSuccess;
 }
 
 bool CudaDeviceQueue::gateOpen(const DeviceTicket& ticket) const {
@@ -709,7 +602,7 @@ ncclResult_t CudaDeviceQueue::shutdown() {
   if (unfinished) abandoned_ = true;
   lock.unlock();
   if (proxy_.joinable()) proxy_.join();
-  const ncclResult_t ringResult = drainRingKernels();
+  const ncclResult_t ringResult = ringLauncher_ == nullptr ? ncclSuccess : ringLauncher_->drain();
   if (control_ != nullptr) releaseHeldStreams();
   if (ringResult != ncclSuccess) return ringResult;
   if (unfinished && !comm_->abortFlag.load())

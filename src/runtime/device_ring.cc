@@ -11,8 +11,10 @@
 #include "common/result.h"
 #include "common/settings.h"
 #include "runtime/comm.h"
+#include "runtime/cuda_check.h"
 #include "runtime/device.h"
 #include "runtime/device_direct.h"
+#include "runtime/protocol_setting.h"
 
 namespace chorus {
 namespace {
@@ -21,7 +23,8 @@ namespace {
 constexpr uint32_t kRingSlots = 8;
 // 16-byte lines per LL slot: kRingLLDataBytes of data, 8 per line, and the count.
 constexpr uint32_t kLLLinesPerSlot = kRingLLDataBytes / 8 + 1;
-// Collectives of at most this many bytes per rank use the LL protocol.
+// Collectives of at most this many bytes per rank use the LL protocol (when
+// NCCL_PROTO allows both).
 constexpr size_t kLLMaxBytes = 16 * 1024;
 
 // A channel's part of a rank's FIFO memory: the slots of the FIFO from the
@@ -42,13 +45,9 @@ static_assert(kRingSlots * sizeof(uint32_t) <= 256, "slot sizes fit their line")
 struct RingShape {
   int32_t nChannels;
   uint32_t slotBytes;
+  uint8_t ll, simple;  // NCCL_PROTO
+  uint8_t pad[2];
 };
-
-ncclResult_t cudaCheck(cudaError_t err, const char* what, int rank) {
-  if (err == cudaSuccess) return ncclSuccess;
-  CHORUS_FAIL(ncclUnhandledCudaError, "rank %d: %s failed: %s", rank, what,
-              cudaGetErrorString(err));
-}
 
 // Zero-fills the FIFO memory before any peer may see it: a stream of its
 // own, since the legacy stream or the device may be held by other
@@ -90,6 +89,7 @@ ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<D
   ring->rank_ = comm->rank;
   ring->nranks_ = comm->nranks;
   ring->nChannels_ = nChannels;
+  ring->protocols_ = protocolsFromSettings();
   const int rank = comm->rank, nranks = comm->nranks;
   if (nranks > 1) {
     // Every rank agrees (with nChannels 0 too: a collective each rank takes
@@ -98,16 +98,20 @@ ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<D
     const int64_t buffSize = std::max<int64_t>(settingInt("NCCL_BUFFSIZE"), kRingSlots * 1024);
     const ChannelLayout layout{static_cast<size_t>(buffSize / kRingSlots) / 16 * 16};
     std::vector<RingShape> shapes(nranks);
-    shapes[rank] = RingShape{nChannels, static_cast<uint32_t>(layout.slotBytes)};
+    shapes[rank] = RingShape{nChannels, static_cast<uint32_t>(layout.slotBytes),
+                             ring->protocols_.ll, ring->protocols_.simple, {0, 0}};
     CHORUS_CHECK(comm->bootstrap->allGather(shapes.data(), sizeof(RingShape)));
-    for (int r = 0; r < nranks; ++r)
-      if (shapes[r].nChannels != nChannels || shapes[r].slotBytes != layout.slotBytes)
+    for (int r = 0; r < nranks; ++r) {
+      const ProtocolChoice theirs{shapes[r].ll != 0, shapes[r].simple != 0};
+      if (shapes[r].nChannels != nChannels || shapes[r].slotBytes != layout.slotBytes ||
+          !(theirs == ring->protocols_))
         CHORUS_FAIL(ncclInvalidUsage,
-                    "rank %d: rank %d asks for a ring kernel of %d channels with %u-byte slots, "
-                    "this rank for %d with %zu: set CHORUS_DEVICE_RING and NCCL_BUFFSIZE alike "
-                    "on every rank",
-                    rank, r, shapes[r].nChannels, shapes[r].slotBytes, nChannels,
-                    layout.slotBytes);
+                    "rank %d: rank %d asks for a ring kernel of %d channels with %u-byte slots "
+                    "and protocols %s, this rank for %d with %zu and %s: set "
+                    "CHORUS_DEVICE_RING, NCCL_BUFFSIZE and NCCL_PROTO alike on every rank",
+                    rank, r, shapes[r].nChannels, shapes[r].slotBytes, protocolNames(theirs).c_str(),
+                    nChannels, layout.slotBytes, protocolNames(ring->protocols_).c_str());
+    }
     if (nChannels == 0) return ncclSuccess;
     const size_t bytes = layout.bytes() * static_cast<size_t>(nChannels);
     CHORUS_CHECK(cudaCheck(cudaMalloc(&ring->own_, bytes), "cudaMalloc of the ring FIFOs", rank));
@@ -171,9 +175,10 @@ ncclResult_t DeviceRing::launch(const std::vector<Op>& ops, cudaStream_t stream,
       RingWork& work = args.works[i];
       work.coll = static_cast<uint32_t>(op.kind);  // OpKind and RingCollective agree
       // Small collectives on LL: one line transfer per 8 bytes instead of a
-      // fence, a counter and a barrier per slot. Every rank decides alike.
-      const bool small = op.count * elementSize(op.type) <= kLLMaxBytes;
-      work.protocol = static_cast<uint32_t>(small ? RingProtocol::LL : RingProtocol::Simple);
+      // fence, a counter and a barrier per slot. Every rank decides alike
+      // (the ranks checked that they allow the same protocols).
+      const bool ll = protocols_.useLL(op.count * elementSize(op.type), kLLMaxBytes);
+      work.protocol = static_cast<uint32_t>(ll ? RingProtocol::LL : RingProtocol::Simple);
       work.root = op.root;
       work.op = op.redop;
       work.input = op.sendbuff;

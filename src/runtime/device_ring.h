@@ -18,6 +18,7 @@
 #include "device/ring_kernel.h"
 #include "nccl.h"
 #include "runtime/op.h"
+#include "runtime/protocol_setting.h"
 
 struct ncclComm;
 
@@ -51,6 +52,7 @@ class DeviceRing {
   int rank_ = 0;
   int nranks_ = 1;
   int nChannels_ = 0;
+  ProtocolChoice protocols_;  // NCCL_PROTO, the same on every rank
   void* own_ = nullptr;         // this rank's FIFO memory (cudaMalloc)
   std::vector<void*> opened_;   // neighbours' memory mapped through CUDA IPC
   RingLinks links_[kRingKernelMaxChannels] = {};
