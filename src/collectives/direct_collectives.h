@@ -4,7 +4,8 @@
 // whose pieces fit the staging areas.
 //
 // Prims members (offsets and counts in elements of the datatype):
-//   roundElems(blocks)              elements per piece a round may stage
+//   roundElems(blocks, oneWay)      elements per piece a round may stage (oneWay:
+//                                   only one side publishes, the others read)
 //   exchange(pieces, contribute, readsFrom)
 //                                   stage this rank's pieces (those peers
 //                                   read: not pieces.skip*), announce them,
@@ -87,7 +88,7 @@ ncclResult_t directReduceScatter(Prims& prims, int rank, int nranks, size_t coun
 // Every rank copies the root's input.
 template <typename Prims>
 ncclResult_t directBroadcast(Prims& prims, int rank, int root, size_t count) {
-  CHORUS_PRIM(forEachRound(count, prims.roundElems(1), [&](size_t base, size_t m) {
+  CHORUS_PRIM(forEachRound(count, prims.roundElems(1, true), [&](size_t base, size_t m) {
     CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank == root, rank == root ? Prims::kNoPeer : root));
     return prims.copyFrom(root, Prims::Side::Input, base, base, m);
   }));
@@ -97,7 +98,7 @@ ncclResult_t directBroadcast(Prims& prims, int rank, int root, size_t count) {
 // The root reduces every rank's input.
 template <typename Prims>
 ncclResult_t directReduce(Prims& prims, int rank, int root, size_t count) {
-  CHORUS_PRIM(forEachRound(count, prims.roundElems(1), [&](size_t base, size_t m) {
+  CHORUS_PRIM(forEachRound(count, prims.roundElems(1, true), [&](size_t base, size_t m) {
     CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank != root,
                                rank == root ? Prims::kAllPeers : Prims::kNoPeer));
     return rank == root ? prims.reduce(base, base, m, false) : ncclSuccess;

@@ -34,9 +34,12 @@ DirectPrims::DirectPrims(DirectState* state, int rank, int nranks, bool staged,
       op_(op),
       elemSize_(elementSize(shape.type)) {}
 
-size_t DirectPrims::roundElems(size_t blocks) const {
+size_t DirectPrims::roundElems(size_t blocks, bool oneWay) const {
   if (shared_) return SIZE_MAX;
-  return std::max<size_t>(1, state_->roundBytes / (std::max<size_t>(blocks, 1) * elemSize_));
+  const size_t bytes = oneWay && state_->oneWayRoundBytes > 0
+                           ? std::min(state_->oneWayRoundBytes, state_->roundBytes)
+                           : state_->roundBytes;
+  return std::max<size_t>(1, bytes / (std::max<size_t>(blocks, 1) * elemSize_));
 }
 
 ncclResult_t DirectPrims::arrive(uint32_t* seq) {

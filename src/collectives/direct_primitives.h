@@ -43,6 +43,7 @@ struct DirectState {
   uint32_t roundPhase[kArenaLines] = {};  // `phase` when round (index) last started
   size_t stageBytes = 0;           // one staging area
   size_t roundBytes = 0;           // the most one round stages per rank (<= stageBytes)
+  size_t oneWayRoundBytes = 0;     // the same for rounds where only one side publishes
   char* scratch = nullptr;         // an accumulator of chunkBytes (in the movers' memory)
   size_t chunkBytes = 0;
   DataMover* mover = &hostMover();
@@ -84,8 +85,9 @@ class DirectPrims {
                   const void* input, void* output, const RedOpArgs& op);
 
   // Elements per rank and piece that one round may stage (everything in
-  // Shared mode).
-  size_t roundElems(size_t blocks) const;
+  // Shared mode). `oneWay`: a round in which only one side publishes and
+  // the other only reads (Broadcast, Reduce).
+  size_t roundElems(size_t blocks, bool oneWay = false) const;
 
   // `readsFrom` of exchange: every peer, none, or else the one rank named.
   static constexpr int kAllPeers = -1;

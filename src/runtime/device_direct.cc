@@ -145,6 +145,7 @@ ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p) {
   // A kernel launch and a stream synchronisation per round: rounds as large
   // as the staging area.
   state.roundBytes = stageBytes;
+  state.oneWayRoundBytes = stageBytes;
   state.scratch = static_cast<char*>(staging->scratch);
   state.chunkBytes = stageBytes;
   comm->deviceStaging = std::move(staging);

@@ -104,10 +104,16 @@ ncclResult_t setupDirect(ncclComm* comm) {
   // With a core per rank, meetings are cheap and smaller rounds let one
   // rank fill a staging area while another empties the previous one; with
   // fewer cores, each meeting costs context switches: fewer, larger rounds.
+  // Rounds in which only one side publishes (Broadcast, Reduce) stay small:
+  // there the publisher waits for no one but the release of an area, so it
+  // fills the next one while its readers empty this one, cores or not
+  // (4 ranks on 2 cores: Broadcast 4.5 -> 7.7 GB/s at 1 MiB).
   const bool coreEach = comm->nranks <= usableCpus();
   const int spins = coreEach ? kLongSpins : kSharedSpins;
   const int yields = coreEach ? kLongYields : kSharedYields;
-  state.roundBytes = coreEach ? std::max<size_t>(stageBytes / 4, 64) : stageBytes;
+  const size_t smallRound = std::max<size_t>(stageBytes / 4, 64);
+  state.roundBytes = coreEach ? smallRound : stageBytes;
+  state.oneWayRoundBytes = smallRound;
   for (int r = 0; r < comm->nranks; ++r) {
     WaitContext& wait = state.waits[r];
     wait.abort = &comm->abortFlag;
