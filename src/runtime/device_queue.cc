@@ -392,6 +392,7 @@ ncclResult_t CudaDeviceQueue::open(const Op* ops, size_t n, std::shared_ptr<Devi
   DeviceGuard onDevice(comm_->cudaDev);  // the kernels launch on the streams' device
   CHORUS_CHECK(onDevice.result());
   if (ringLauncher_ != nullptr && RingLauncher::takes(ticket->ops)) {
+    CHORUS_CHECK(ringLauncher_->ready());  // before any stream waits for another
     ticket->ringKernel = true;
     CHORUS_CHECK(joinGroupStreams(ticket->streams));
     CHORUS_CHECK(ringLauncher_->launch(ticket->ops, ticket->streams[0]));

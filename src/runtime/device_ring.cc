@@ -89,7 +89,7 @@ ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<D
   ring->rank_ = comm->rank;
   ring->nranks_ = comm->nranks;
   ring->nChannels_ = nChannels;
-  ring->protocols_ = protocolsFromSettings();
+  if (nChannels > 0) ring->protocols_ = protocolsFromSettings();  // unused otherwise
   const int rank = comm->rank, nranks = comm->nranks;
   if (nranks > 1) {
     // Every rank agrees (with nChannels 0 too: a collective each rank takes
@@ -104,7 +104,7 @@ ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<D
     for (int r = 0; r < nranks; ++r) {
       const ProtocolChoice theirs{shapes[r].ll != 0, shapes[r].simple != 0};
       if (shapes[r].nChannels != nChannels || shapes[r].slotBytes != layout.slotBytes ||
-          !(theirs == ring->protocols_))
+          (nChannels > 0 && !(theirs == ring->protocols_)))
         CHORUS_FAIL(ncclInvalidUsage,
                     "rank %d: rank %d asks for a ring kernel of %d channels with %u-byte slots "
                     "and protocols %s, this rank for %d with %zu and %s: set "

@@ -50,12 +50,16 @@ RingLauncher::~RingLauncher() {
 // A group opens every communicator's batch before it holds any, so the ring
 // kernels of ranks that share a stream are all launched before that stream
 // waits for one.
-ncclResult_t RingLauncher::launch(const std::vector<Op>& ops, cudaStream_t first) {
+ncclResult_t RingLauncher::ready() const {
   const ncclResult_t failed = failure();
   if (failed != ncclSuccess)
     CHORUS_FAIL(failed, "rank %d: an earlier ring kernel of this communicator failed (%s): did "
                 "every rank call the same collectives with the same counts?",
                 comm_->rank, ncclGetErrorString(failed));
+  return ncclSuccess;
+}
+
+ncclResult_t RingLauncher::launch(const std::vector<Op>& ops, cudaStream_t first) {
   cudaStream_t launchStream = stream_;
   CHORUS_CHECK(streamFor(first, &launchStream));
   CHORUS_CHECK(cudaCheck(cudaEventRecord(forkEvent_, first), "cudaEventRecord", comm_->rank));

@@ -45,9 +45,12 @@ class RingLauncher {
 
   // Whether the ring kernel runs every op of a batch.
   static bool takes(const std::vector<Op>& ops) { return DeviceRing::takes(ops); }
+  // Fails, with a message, once a ring kernel has failed: the FIFOs'
+  // counters may then disagree, and nothing more is launched.
+  ncclResult_t ready() const;
   // The fork from `first` (the batch's stream, which the batch's other
-  // streams have joined) and the launches; fails at once if an earlier
-  // ring kernel failed.
+  // streams have joined: under capture, so that its capture status is the
+  // batch's) and the launches.
   ncclResult_t launch(const std::vector<Op>& ops, cudaStream_t first);
   // The join: `first` goes on once the last launch is done.
   ncclResult_t join(cudaStream_t first);

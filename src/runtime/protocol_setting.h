@@ -28,7 +28,9 @@ struct ProtocolChoice {
 
 // Parses an NCCL_PROTO value ("" allows both). A name that is not a
 // protocol, or a value that leaves neither LL nor Simple, gives both and
-// says why in *problem (empty when the value was good).
+// says why in *problem; entries for one collective (after a semicolon,
+// "allreduce:^LL") are ignored, also with a word in *problem, which is
+// empty when the whole value was used.
 ProtocolChoice parseProtocols(const std::string& value, std::string* problem);
 
 // NCCL_PROTO from the environment; a problem is logged as a warning.

@@ -31,12 +31,18 @@ TEST(ProtocolSetting, ParsesNcclSyntax) {
       {"^Simple", true, false, false},
       {"^LL128", true, true, false},
       {"^ll128,SIMPLE", true, false, false},
+      // Empty names are skipped, as NCCL's parser skips them.
+      {"LL,", true, false, false},
+      {",Simple,,", false, true, false},
+      {"^", true, true, false},
       // Nothing Chorus has, or a name that is not a protocol: both, with a reason.
       {"LL128", true, true, true},
       {"^LL,Simple", true, true, true},
       {"Simpel", true, true, true},
-      {"LL,", true, true, true},
-      {"^", true, true, true},
+      // Entries for one collective are ignored, with a word; the global one is used.
+      {"Simple;allreduce:^Simple", false, true, true},
+      {"allreduce:LL;^LL", false, true, true},
+      {"allreduce:LL", true, true, true},
   };
   for (const Case& c : cases) {
     std::string problem;
