@@ -222,6 +222,13 @@ class FifoLLPrims {
           failed = true;
           break;
         }
+        // A line that does not come may be past what the sender sent: its
+        // count, in line 0, says so at once (the leader stops on it too).
+        if (l != 0 && sentOtherCount(slot, want, bytes)) {
+          failed = true;
+          status_ = ncclInvalidUsage;
+          break;
+        }
         block_.pause();
       }
       if (failed) break;
@@ -251,6 +258,14 @@ class FifoLLPrims {
     if (block_.leader()) block_.store(fromPrev_->head, received_ + 1);
     ++received_;
     return true;
+  }
+
+  // Whether line 0 of the slot at `slot` is this step's and counts other
+  // than `bytes`.
+  CHORUS_HOST_DEVICE bool sentOtherCount(const uint64_t* slot, uint32_t want, size_t bytes) {
+    uint64_t lo = 0, hi = 0;
+    block_.loadLine(slot, &lo, &hi);
+    return uint32_t(lo >> 32) == want && uint32_t(hi >> 32) == want && uint32_t(lo) != bytes;
   }
 
   CHORUS_HOST_DEVICE bool stop(ncclResult_t result) {
