@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -167,6 +168,48 @@ TEST(NonBlocking, CollectiveReturnsInProgressAndCompletes) {
     ctx.checkNccl(state, "async state");
     ctx.check(data[49999] == 2.0, "max over ranks");
     ncclCommDestroy(comm);
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// As with NCCL, a blocking communicator is never "in progress": a thread
+// that watches it (PyTorch's watchdog does) while a blocking collective
+// waits for a late peer sees ncclSuccess, and the collective completes.
+TEST(Blocking, AWatcherSeesSuccessWhileABlockingCollectiveWaits) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  auto failures = runRankThreads(2, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "init")) return;
+    std::atomic<bool> running{true};
+    std::atomic<int> polls{0}, notSuccess{0};
+    std::thread watcher;
+    if (ctx.rank == 0) {
+      watcher = std::thread([&] {
+        while (running.load()) {
+          ncclResult_t state = ncclInternalError;
+          ncclCommGetAsyncError(comm, &state);
+          if (state != ncclSuccess) ++notSuccess;
+          ++polls;
+          std::this_thread::yield();
+        }
+      });
+    } else {
+      usleep(200000);  // rank 0 waits in its AllReduce meanwhile
+    }
+    std::vector<float> data(1000, 1.0f);
+    ctx.checkNccl(ncclAllReduce(data.data(), data.data(), data.size(), ncclFloat, ncclSum, comm,
+                                nullptr),
+                  "allreduce");
+    ctx.check(data[999] == 2.0f, "sum over ranks");
+    if (watcher.joinable()) {
+      running = false;
+      watcher.join();
+      ctx.check(polls.load() > 0, "the watcher polled");
+      ctx.check(notSuccess.load() == 0,
+                std::to_string(notSuccess.load()) + " of " + std::to_string(polls.load()) +
+                    " polls did not say ncclSuccess");
+    }
+    ctx.checkNccl(ncclCommDestroy(comm), "destroy");
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
