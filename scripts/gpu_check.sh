@@ -2,8 +2,9 @@
 # GPU check: builds Chorus with CUDA (or reuses a build folder), shows the GPU,
 # runs the GPU tests, the device benchmark, and every perf program on GPU
 # buffers (1, 2 and 4 ranks sharing the GPUs there are, as processes and as
-# threads, every result checked), then measures the numbers docs/performance.md
-# quotes (AllReduce, 2 ranks on GPU 0: 8-byte latency, 256 MiB busbw). For a
+# threads, every result checked; the one-host collectives again on registered
+# buffers, -R 1), then measures the numbers docs/performance.md quotes
+# (AllReduce, 2 ranks on GPU 0: 8-byte latency, 256 MiB busbw). For a
 # machine with an NVIDIA GPU,
 # the CUDA toolkit (13), CMake and ninja; it needs no internet and installs
 # nothing.
@@ -374,12 +375,46 @@ with_ring_kernel() {
 step_gpu_perf_ring() { with_ring_kernel step_gpu_perf; }
 step_gpu_perf_numbers_ring() { with_ring_kernel step_gpu_perf_numbers; }
 
+# Registered buffers (-R 1, ncclCommRegister): ranks in other processes read
+# each other's buffers in place instead of staged copies. The collectives
+# that do, with 2 and 4 processes and 2 processes x 2 threads, every result
+# checked; then AllReduce's 256 MiB busbw with 2 processes on one GPU, to set
+# beside the staged number of the numbers step.
+step_gpu_perf_registered() {
+  need_gpu && perf_programs_built || return 1
+  local saved="$PERF_LOGS" status=0 args=() program exe run n
+  PERF_LOGS="$saved/registered"
+  mkdir -p "$PERF_LOGS"
+  read -r -a args <<<"${CHORUS_GPU_PERF_ARGS:--b 8 -e 8M -f 4 -n 5 -w 2 -c 1 -r all}"
+  run="$(have_program perf/chorusrun)"
+  for program in all_reduce_perf all_gather_perf broadcast_perf reduce_perf reduce_scatter_perf; do
+    exe="$(have_program "perf/$program")"
+    for n in 2 4; do
+      perf_run "$program $n processes -R 1" "$run" -n "$n" "$exe" -R 1 "${args[@]}" || status=1
+    done
+    perf_run "$program 2 processes x 2 threads -R 1" "$run" -n 2 "$exe" -t 2 -R 1 "${args[@]}" || status=1
+  done
+  local one="${CUDA_VISIBLE_DEVICES:-0}" log="$PERF_LOGS/numbers_256_MiB_2_processes_-R_1.log"
+  one="${one%%,*}"
+  if perf_run "numbers 256 MiB 2 processes -R 1" env CUDA_VISIBLE_DEVICES="$one" "$run" -n 2 \
+    "$(have_program perf/all_reduce_perf)" -R 1 -b 256M -e 256M -n 20 -w 5 -c 1; then
+    printf '  %-34s %9s GB/s %9s GB/s  (out of place, in place)\n' \
+      "256 MiB busbw, 2 processes, -R 1" "$(perf_cell "$log" 268435456 8)" \
+      "$(perf_cell "$log" 268435456 12)" | tee -a "$saved/numbers.txt"
+  else
+    status=1
+  fi
+  PERF_LOGS="$saved"
+  return "$status"
+}
+
 run_step "build" step_build || finish
 run_step "gpu info" step_gpu_info || true
 run_step "gpu tests" step_gpu_tests || true
 run_step "device bench" step_device_bench || true
 run_step "gpu perf" step_gpu_perf || true
 run_step "gpu perf numbers" step_gpu_perf_numbers || true
+run_step "gpu perf, registered" step_gpu_perf_registered || true
 run_step "gpu perf, ring kernel" step_gpu_perf_ring || true
 run_step "gpu perf numbers, ring kernel" step_gpu_perf_numbers_ring || true
 finish

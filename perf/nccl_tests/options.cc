@@ -45,6 +45,7 @@ void usage(FILE* out, const char* program) {
           "  -z,--blocking <0/1: sync and barrier after each operation> default 0\n"
           "  -a,--average <0 rank 0, 1 avg, 2 min, 3 max>  default 1\n"
           "  -T,--timeout <seconds per operation, 0 = none> default 0\n"
+          "  -R,--local_register <0/1: ncclCommRegister the buffers> default 0\n"
           "  -J,--output_file <JSON file for the results>\n"
           "  -h,--help\n",
           program, typeNamesHelp().c_str());
@@ -147,11 +148,12 @@ int parseOptions(int argc, char** argv, Options* o) {
       {"datatype", required_argument, nullptr, 'd'},  {"root", required_argument, nullptr, 'r'},
       {"blocking", required_argument, nullptr, 'z'},  {"average", required_argument, nullptr, 'a'},
       {"timeout", required_argument, nullptr, 'T'},   {"output_file", required_argument, nullptr, 'J'},
+      {"local_register", required_argument, nullptr, 'R'},
       {"help", no_argument, nullptr, 'h'},            {nullptr, 0, nullptr, 0}};
   opterr = 0;  // we print our own messages
   optind = 1;
   int c;
-  while ((c = getopt_long(argc, argv, ":t:g:b:e:i:f:n:m:w:N:c:o:d:r:z:a:T:J:h", longOptions,
+  while ((c = getopt_long(argc, argv, ":t:g:b:e:i:f:n:m:w:N:c:o:d:r:z:a:T:R:J:h", longOptions,
                           nullptr)) != -1) {
     long v = 0;
     const char* arg = optarg;
@@ -225,6 +227,11 @@ int parseOptions(int argc, char** argv, Options* o) {
       case 'T':
         if (!parseLong(arg, 0, 1L << 30, &v)) return bad(program, "-T", arg, "need seconds >= 0");
         o->timeoutSec = static_cast<int>(v);
+        break;
+      case 'R':
+        if (!parseLong(arg, 0, 2, &v)) return bad(program, "-R", arg, "need 0 or 1");
+        if (v == 2) return bad(program, "-R", arg, "symmetric (window) registration is not built; use 1");
+        o->localRegister = v == 1;
         break;
       case 'J':
         if (arg == nullptr || *arg == '\0') return bad(program, "-J", arg, "need a file name");

@@ -32,6 +32,7 @@ struct Options {
   bool blocking = false;  // -z
   int average = 1;        // -a: 0 rank 0, 1 mean, 2 min, 3 max
   int timeoutSec = 0;     // -T: 0 waits forever (CHORUS_TIMEOUT still applies)
+  bool localRegister = false;  // -R 1: ncclCommRegister the benchmark buffers
   std::string jsonPath;   // -J
   std::vector<std::string> argv;  // as given, for the JSON file
 };

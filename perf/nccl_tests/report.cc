@@ -80,6 +80,8 @@ void Report::header() {
   if (options_.timeoutSec > 0)
     printf("# Timeout: %d s per operation (non-blocking communicators, ncclCommAbort on expiry)\n",
            options_.timeoutSec);
+  if (options_.localRegister)
+    printf("# Local registration: send and receive buffers registered with ncclCommRegister\n");
   printf("#\n# Using devices\n");
   fflush(stdout);
 }
@@ -195,7 +197,8 @@ void Report::writeJson(const std::string& error) {
       .value("graph", 0)
       .boolean("blocking_collectives", options_.blocking)
       .value("average", options_.average)
-      .value("timeout", options_.timeoutSec);
+      .value("timeout", options_.timeoutSec)
+      .value("local_register", options_.localRegister ? 1 : 0);
   j.beginArray("devices");
   for (const RankLine& r : ranks_)
     j.beginObject()

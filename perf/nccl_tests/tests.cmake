@@ -51,6 +51,9 @@ chorus_perf_test(hypercube.t2_g2_m3 --
 # non-blocking communicators with a timeout, min/max/rank-0 time.
 chorus_perf_test(all_reduce.t2_g2_m4_z_T --
   $<TARGET_FILE:all_reduce_perf> -t 2 -g 2 -m 4 -z 1 -T 60 -a 3 ${sweep} -d half -o all ${quick})
+# Registered buffers (-R 1): host communicators record them and give the same results.
+chorus_perf_test(all_reduce.t2_registered --
+  $<TARGET_FILE:all_reduce_perf> -t 2 -R 1 ${sweep} -o sum,premulsum ${quick})
 chorus_perf_test(sendrecv.t1_g3_m2 --
   $<TARGET_FILE:sendrecv_perf> -t 1 -g 3 -m 2 -a 2 ${sweep} ${some_types} ${quick})
 chorus_perf_test(gather.t2_g2_T --
@@ -74,7 +77,8 @@ set(bad_arguments
   "sizes|minbytes 1048576 > maxbytes 1024|-b 1M -e 1K"
   "root|root 5 is not a rank|-t 2 -r 5"
   "suffix|invalid value '1X' for -e|-e 1X"
-  "average|invalid value '4' for -a|-a 4")
+  "average|invalid value '4' for -a|-a 4"
+  "register|symmetric (window) registration is not built|-R 2")
 foreach(entry ${bad_arguments})
   string(REPLACE "|" ";" fields "${entry}")
   list(GET fields 0 name)

@@ -21,6 +21,13 @@ ThreadRanks::ThreadRanks(const World& world, const Options& options, int thread)
 
 ThreadRanks::~ThreadRanks() {
   for (Slot& s : slots_) {
+    for (void* handle : {s.sendHandle, s.recvHandle}) {
+      if (handle == nullptr) continue;
+      ncclResult_t r = ncclCommDeregister(s.comm, handle);
+      if (r != ncclSuccess)
+        printError("rank %d: ncclCommDeregister failed: %s (%s)", s.rank, ncclGetErrorString(r),
+                   ncclGetLastError(s.comm));
+    }
     if (s.memory) {
       s.memory->release(s.send);
       s.memory->release(s.recv);
@@ -93,6 +100,12 @@ void ThreadRanks::init() {
     checkMemory(s.memory->alloc(options_.maxBytes, &s.recv, &error), error);
     checkMemory(s.memory->alloc(ctlBytes_, &s.ctlSend, &error), error);
     checkMemory(s.memory->alloc(ctlBytes_, &s.ctlRecv, &error), error);
+    if (options_.localRegister) {
+      check(ncclCommRegister(s.comm, s.send, options_.maxBytes, &s.sendHandle), "ncclCommRegister",
+            s.comm);
+      check(ncclCommRegister(s.comm, s.recv, options_.maxBytes, &s.recvHandle), "ncclCommRegister",
+            s.comm);
+    }
   }
 }
 

@@ -29,6 +29,8 @@ struct Slot {
   void* recv = nullptr;
   void* ctlSend = nullptr;  // control buffers for exchange()
   void* ctlRecv = nullptr;
+  void* sendHandle = nullptr;  // ncclCommRegister handles (-R 1)
+  void* recvHandle = nullptr;
   ncclRedOp_t op = ncclSum;  // the operator of the current sweep
   bool opIsUser = false;     // made by ncclRedOpCreatePreMulSum
 };

@@ -5,9 +5,11 @@
 // takes: GPU memory of the current device (cudaMalloc) when communicators
 // bind to a device, else page-aligned host memory, so programs written for
 // GPUs run unchanged on the host path. Registration records the buffer and
-// checks that the communicator reaches it; the data path does not use the
-// record yet (ranks of one process already read each other's buffers in
-// place; between processes device data goes through staging areas).
+// checks that the communicator reaches it; on a device communicator whose
+// ranks map each other's GPU memory it also lends the buffer to peers in
+// other processes, which then read it in place instead of a staged copy
+// (runtime/device_registrations.h; ranks of one process read each other's
+// buffers in place anyway).
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -87,6 +89,7 @@ NCCL_API(ncclResult_t, ncclCommRegister, const ncclComm_t comm, void* buff, size
   if (!comm->onHost()) CHORUS_CHECK(checkDeviceBuffer(comm->cudaDev, buff, caller, "buff"));
   std::lock_guard<std::mutex> lock(comm->registrationMutex);
   comm->registrations.push_back(RegisteredBuffer{buff, size});
+  if (comm->deviceRegistrations) comm->deviceRegistrations->add(&comm->registrations.back());
   *handle = &comm->registrations.back();
   return ncclSuccess;
 }
@@ -97,6 +100,7 @@ NCCL_API(ncclResult_t, ncclCommDeregister, const ncclComm_t comm, void* handle) 
   std::lock_guard<std::mutex> lock(comm->registrationMutex);
   for (auto it = comm->registrations.begin(); it != comm->registrations.end(); ++it) {
     if (&*it != handle) continue;
+    if (comm->deviceRegistrations) comm->deviceRegistrations->remove(&*it);
     comm->registrations.erase(it);
     return ncclSuccess;
   }

@@ -42,6 +42,12 @@ size_t DirectPrims::roundElems(size_t blocks, bool oneWay) const {
   return std::max<size_t>(1, bytes / (std::max<size_t>(blocks, 1) * elemSize_));
 }
 
+void DirectPrims::shareBuffers(const ArenaBufferRef& input, const ArenaBufferRef& output) {
+  if (shared_) return;  // peers read every buffer in place already
+  lentInput_ = input;
+  lentOutput_ = output;
+}
+
 ncclResult_t DirectPrims::arrive(uint32_t* seq) {
   // What this rank announces (staged pieces, published results, the end of
   // its reads from peers' staging areas) must be complete first.
@@ -115,7 +121,8 @@ ncclResult_t DirectPrims::exchange(const RoundPieces& pieces, bool contribute, i
   // goes on at once; its readers check its record.
   if (readsFrom == kNoPeer) return ncclSuccess;
   CHORUS_CHECK(waitForLines(readsFrom, state_->phase));
-  return checkRecords(readsFrom);
+  CHORUS_CHECK(checkRecords(readsFrom));
+  return resolveLent(readsFrom);
 }
 
 ncclResult_t DirectPrims::publishRound(const RoundPieces& pieces, bool contribute) {
@@ -131,7 +138,12 @@ ncclResult_t DirectPrims::publishRound(const RoundPieces& pieces, bool contribut
     line.buffers.output = reinterpret_cast<uint64_t>(output_);
     return ncclSuccess;
   }
-  if (!contribute) return ncclSuccess;
+  if (lends()) {
+    line.inPlace.input = lentInput_;
+    line.inPlace.output = lentOutput_;
+  }
+  // A lent input is read where it is.
+  if (!contribute || (lends() && lentInput_.id != 0)) return ncclSuccess;
   const size_t bytes = pieces.count * elemSize_;
   if (bytes * pieces.blocks > state_->stageBytes)
     CHORUS_FAIL(ncclInternalError, "rank %d: a round of %zu bytes does not fit the %zu-byte "
@@ -169,6 +181,26 @@ ncclResult_t DirectPrims::checkRecords(int peers) const {
   return ncclSuccess;
 }
 
+ncclResult_t DirectPrims::resolveLent(int peers) {
+  if (!lends()) return ncclSuccess;
+  for (int r = 0; r < nranks_; ++r) {
+    if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
+    const ArenaOpLine& line = lineOf(r);
+    const char* input = nullptr;
+    const char* output = nullptr;
+    if ((line.inPlace.input.id != 0 || line.inPlace.output.id != 0) && state_->registered == nullptr)
+      CHORUS_FAIL(ncclInternalError, "rank %d lends its buffers, which rank %d cannot reach", r,
+                  rank_);
+    if (line.inPlace.input.id != 0)
+      CHORUS_CHECK(state_->registered->resolve(r, line.inPlace.input, &input));
+    if (line.inPlace.output.id != 0)
+      CHORUS_CHECK(state_->registered->resolve(r, line.inPlace.output, &output));
+    state_->peerInput[r] = input;
+    state_->peerOutput[r] = output;
+  }
+  return ncclSuccess;
+}
+
 char* DirectPrims::stagedBase(int r) const {
   if (inline_) return lineOf(r).inlineData;
   if (!state_->deviceStaging.empty()) return state_->deviceStaging[r * kArenaParities + parity_];
@@ -183,6 +215,10 @@ const char* DirectPrims::dataOf(int r, Side side, size_t element) const {
     return reinterpret_cast<const char*>(side == Side::Input ? line.buffers.input
                                                              : line.buffers.output) +
            element * elemSize_;
+  }
+  if (lends()) {
+    const char* lent = side == Side::Input ? state_->peerInput[r] : state_->peerOutput[r];
+    if (lent != nullptr) return lent + element * elemSize_;
   }
   return stagedBase(r) + stagedPosition(element) * elemSize_;
 }
@@ -225,7 +261,8 @@ ncclResult_t DirectPrims::reduce(size_t src, size_t dst, size_t n, bool publish)
     for (; r <= last; ++r)
       CHORUS_CHECK(mover.reduceCopy(opOf(r), accumulator, dataOf(r, Side::Input, src + i), true,
                                     r == last ? to : accumulator, r == last, m));
-    if (publish && !shared_)
+    // Peers read a lent output where it is.
+    if (publish && !shared_ && !(lends() && lentOutput_.id != 0))
       CHORUS_CHECK(mover.copy(stagedBase(rank_) + stagedPosition(src + i) * elemSize_, to,
                               m * elemSize_));
   }
@@ -244,10 +281,10 @@ ncclResult_t DirectPrims::barrier() { return arriveAndWait("waiting in an operat
 
 ncclResult_t DirectPrims::finish() {
   // Staging in the arena outlasts every reader; device staging is freed
-  // with its communicator, so there the ranks meet once more, and no peer
-  // reads it after the operation. Either way the output is complete when
-  // the operation ends.
-  if (shared_ || !state_->deviceStaging.empty())
+  // with its communicator, and lent buffers belong to the caller, so there
+  // the ranks meet once more, and no peer reads them after the operation.
+  // Either way the output is complete when the operation ends.
+  if (shared_ || !state_->deviceStaging.empty() || state_->registered != nullptr)
     return arriveAndWait("waiting to finish an operation with");
   return state_->mover->settle();
 }

@@ -16,6 +16,10 @@
 //           publish their buffer addresses and read each other's buffers
 //           directly; one round, and a last meeting so that buffers outlive
 //           their readers.
+// In Staged mode a rank may also lend its input and output to its peers
+// (shareBuffers: registered device memory that peers map, see
+// RegisteredBuffers): it stages nothing from a lent side and its peers
+// read that side in place, as in Shared mode; the rounds stay the same.
 #pragma once
 
 #include <sys/types.h>
@@ -31,6 +35,19 @@
 #include "transport/shm/node_arena.h"
 
 namespace chorus {
+
+// Buffers that ranks of other processes read in place instead of staged
+// copies (device memory registered with ncclCommRegister and mapped through
+// CUDA IPC). Given by the runtime; absent where buffers cannot be lent.
+class RegisteredBuffers {
+ public:
+  virtual ~RegisteredBuffers() = default;
+  // The registration of this rank that holds [buffer, buffer + bytes), or a
+  // reference with id 0.
+  virtual ArenaBufferRef find(const void* buffer, size_t bytes) = 0;
+  // Where rank `peer`'s lent buffer `ref` (id != 0) starts in this process.
+  virtual ncclResult_t resolve(int peer, const ArenaBufferRef& ref, const char** start) = 0;
+};
 
 // The per-communicator state the direct primitives carry between operations.
 struct DirectState {
@@ -50,6 +67,10 @@ struct DirectState {
   // Staging areas per rank and parity, when they are not the arena's (CUDA
   // memory, mapped from every rank's allocation); empty otherwise.
   std::vector<char*> deviceStaging;
+  RegisteredBuffers* registered = nullptr;  // lent buffers, where ranks may lend them
+  // Per rank, this round: where its lent input and output start, or null
+  // when that side is staged.
+  std::vector<const char*> peerInput, peerOutput;
 };
 
 // What every rank must agree on for one operation (checked at each meeting).
@@ -88,6 +109,12 @@ class DirectPrims {
   // Shared mode). `oneWay`: a round in which only one side publishes and
   // the other only reads (Broadcast, Reduce).
   size_t roundElems(size_t blocks, bool oneWay = false) const;
+
+  // Staged mode, before the first round: peers may read this rank's input
+  // and/or output (refs with id != 0, from RegisteredBuffers::find) in
+  // place. Only for algorithms that, like Shared mode, leave what a peer
+  // reads untouched until the meeting after it: not one-shot AllReduce.
+  void shareBuffers(const ArenaBufferRef& input, const ArenaBufferRef& output);
 
   // `readsFrom` of exchange: every peer, none, or else the one rank named.
   static constexpr int kAllPeers = -1;
@@ -131,6 +158,10 @@ class DirectPrims {
   // Fills this rank's line (and staging area) for the round.
   ncclResult_t publishRound(const RoundPieces& pieces, bool contribute);
   ncclResult_t checkRecords(int peers) const;
+  // Where peers' lent buffers are this round (state_->peerInput/peerOutput).
+  ncclResult_t resolveLent(int peers);
+  // Whether this round's line carries lent buffers (not data, not addresses).
+  bool lends() const { return !shared_ && !inline_; }
   ncclResult_t arriveAndWait(const char* what);
   // The operator for rank r's input (its own PreMulSum scalar).
   RedOpArgs opOf(int r) const;
@@ -147,6 +178,7 @@ class DirectPrims {
   int line_ = 0;       // operation line of this round
   bool inline_ = false;  // this round's pieces travel in the lines
   RoundPieces round_{};
+  ArenaBufferRef lentInput_{}, lentOutput_{};  // what shareBuffers lent (id 0: nothing)
 };
 
 }  // namespace chorus

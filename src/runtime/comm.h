@@ -17,6 +17,7 @@
 #include "runtime/config.h"
 #include "runtime/device_direct.h"
 #include "runtime/device_queue.h"
+#include "runtime/device_registrations.h"
 #include "runtime/op.h"
 #include "transport/shm/node_arena.h"
 #include "transport/transport.h"
@@ -55,6 +56,12 @@ struct PeerConnections {
 struct RegisteredBuffer {
   void* buffer;
   size_t bytes;
+  // Lent to peers (runtime/device_registrations.h): its entry in this rank's
+  // table in the node arena (-1: not lent), that entry's id, and the start
+  // of the allocation that holds it.
+  int entry = -1;
+  uint32_t id = 0;
+  uintptr_t allocationBase = 0;
 };
 
 // An operator made by ncclRedOpCreatePreMulSum; its handle is
@@ -100,6 +107,8 @@ struct ncclComm {
   // Device communicators: staging and scratch in CUDA memory (released
   // before the arena, whose staging it may have registered).
   std::unique_ptr<chorus::DeviceStaging> deviceStaging;
+  // Device communicators with p2p: registered buffers lent to peers.
+  std::unique_ptr<chorus::DeviceRegistrations> deviceRegistrations;
   chorus::DirectState direct;
   std::vector<char> directScratch;
   size_t oneShotBytes = 0;

@@ -149,6 +149,10 @@ ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p) {
   state.scratch = static_cast<char*>(staging->scratch);
   state.chunkBytes = stageBytes;
   comm->deviceStaging = std::move(staging);
+  if (p2p && localRegistrationEnabled()) {
+    comm->deviceRegistrations = std::make_unique<DeviceRegistrations>(comm);
+    state.registered = comm->deviceRegistrations.get();
+  }
   INFO(kLogInit, "rank %d: device staging %zu bytes x %d in %s", rank, stageBytes, kArenaParities,
        p2p ? "GPU memory (CUDA IPC between processes)" : "pinned shared host memory");
   return ncclSuccess;

@@ -101,6 +101,8 @@ ncclResult_t setupDirect(ncclComm* comm) {
   state.stageBytes = comm->arena->stageBytes();
   state.waits.resize(comm->nranks);
   state.seenPhase.assign(comm->nranks, 0);
+  state.peerInput.assign(comm->nranks, nullptr);
+  state.peerOutput.assign(comm->nranks, nullptr);
   // With a core per rank, meetings are cheap and smaller rounds let one
   // rank fill a staging area while another empties the previous one; with
   // fewer cores, each meeting costs context switches: fewer, larger rounds.

@@ -27,6 +27,12 @@ const char* opName(OpKind kind) {
 
 namespace {
 
+// Bytes of `op`'s input or output on this rank.
+size_t bufferBytes(const Op& op, int nranks, bool input) {
+  const bool perRank = input ? op.kind == OpKind::ReduceScatter : op.kind == OpKind::AllGather;
+  return op.count * elementSize(op.type) * (perRank ? static_cast<size_t>(nranks) : 1);
+}
+
 static_assert(static_cast<int>(OpKind::AllReduce) == static_cast<int>(RingCollective::AllReduce) &&
                   static_cast<int>(OpKind::ReduceScatter) ==
                       static_cast<int>(RingCollective::ReduceScatter),
@@ -42,6 +48,11 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   const DirectOpShape shape{static_cast<int>(op.kind), op.count, op.type, op.root, op.redop.kind};
   DirectPrims prims(&comm->direct, rank, nranks, oneShot || !comm->direct.allInThisProcess,
                         shape, op.sendbuff, op.recvbuff, op.redop);
+  // One-shot AllReduce reads every input while ranks write their outputs:
+  // its inputs must be copies.
+  if (RegisteredBuffers* registered = comm->direct.registered; registered != nullptr && !oneShot)
+    prims.shareBuffers(registered->find(op.sendbuff, bufferBytes(op, nranks, true)),
+                       registered->find(op.recvbuff, bufferBytes(op, nranks, false)));
   switch (op.kind) {
     case OpKind::AllReduce:
       return directAllReduce(prims, rank, nranks, op.count, ringSliceAlign(elementSize(op.type)), oneShot);

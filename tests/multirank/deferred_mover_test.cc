@@ -98,4 +98,88 @@ TEST(CollectivesDeferredMover, EveryDirectCollectiveIsExactOnThreads) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Lends buffers as device communicators lend registered ones (see
+// RegisteredBuffers), for ranks on threads of this process: a reference's
+// offset is the buffer's address, which a peer uses as it is. `policy`
+// says which of the rank's buffers it lends.
+enum class Lend { Both, InputOnly, OutputOnly, None };
+
+class AddressLender final : public chorus::RegisteredBuffers {
+ public:
+  explicit AddressLender(Lend policy) : policy_(policy) {}
+  chorus::ArenaBufferRef find(const void* buffer, size_t) override {
+    // The runtime asks for an operation's input, then for its output.
+    const bool input = (finds_++ % 2) == 0;
+    const bool lend = policy_ == Lend::Both || (input ? policy_ == Lend::InputOnly
+                                                      : policy_ == Lend::OutputOnly);
+    if (!lend || buffer == nullptr) return chorus::ArenaBufferRef{};
+    return chorus::ArenaBufferRef{0, 1, reinterpret_cast<uint64_t>(buffer)};
+  }
+  ncclResult_t resolve(int, const chorus::ArenaBufferRef& ref, const char** start) override {
+    ++resolved_;
+    *start = reinterpret_cast<const char*>(ref.offset);
+    return ncclSuccess;
+  }
+  size_t resolved() const { return resolved_; }
+
+ private:
+  Lend policy_;
+  size_t finds_ = 0;
+  size_t resolved_ = 0;
+};
+
+// Ranks on threads, made to run Staged rounds (as ranks in several processes
+// do) with some buffers lent: rank r lends by `policyOf(r)`; peers read lent
+// buffers in place and staged copies of the rest.
+void runLendingBuffers(RankContext& ctx, Lend (*policyOf)(int rank), bool deferred) {
+  ncclComm_t comm = nullptr;
+  if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank"))
+    return;
+  if (ctx.check(comm->arena != nullptr, "the direct algorithms are not on")) {
+    DeferredMover mover;
+    AddressLender lender(policyOf(ctx.rank));
+    if (deferred) comm->direct.mover = &mover;
+    comm->direct.allInThisProcess = false;
+    comm->direct.registered = &lender;
+    for (const CollCase& c : cases(ctx.nranks)) {
+      runAndCheck(ctx, comm, c);
+      if (ctx.failures.size() > 5) break;
+    }
+    // Every rank reads some peer's lent buffer in some collective.
+    ctx.check(lender.resolved() > 0, "no lent buffer was read");
+    comm->direct.registered = nullptr;
+    comm->direct.allInThisProcess = true;
+    comm->direct.mover = &chorus::hostMover();
+  }
+  ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+}
+
+Lend everyRankLendsBoth(int) { return Lend::Both; }
+Lend eachRankItsOwnWay(int rank) {
+  const Lend ways[] = {Lend::Both, Lend::InputOnly, Lend::OutputOnly, Lend::None};
+  return ways[rank % 4];
+}
+
+// Staging holds 1 KiB, so large operations run many rounds.
+TEST(CollectivesLentBuffers, EveryDirectCollectiveIsExactWhenEveryRankLendsItsBuffers) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
+  auto failures = runRankThreads(3, [](RankContext& ctx) {
+    runLendingBuffers(ctx, everyRankLendsBoth, true);
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(CollectivesLentBuffers, EveryDirectCollectiveIsExactWhenRanksLendDifferentSides) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
+  for (bool deferred : {true, false}) {
+    SCOPED_TRACE(deferred ? "late copies (as on a stream)" : "copies at once");
+    auto failures = runRankThreads(4, [deferred](RankContext& ctx) {
+      runLendingBuffers(ctx, eachRankItsOwnWay, deferred);
+    });
+    EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  }
+}
+
 }  // namespace

@@ -13,6 +13,11 @@
 // through its time slice instead of waiting for readers to be scheduled
 // every few operations); rounds that stage more than fits inline alternate
 // between the two staging areas ("parity") and run at most one round ahead.
+//
+// A rank may also let peers in other processes read its buffers in place
+// (registered device memory): its slot holds a table of those buffers (an
+// opaque handle a peer maps, e.g. a CUDA IPC handle), and a round's line
+// names an entry of that table instead of a staged copy.
 #pragma once
 
 #include <cstddef>
@@ -29,6 +34,29 @@ class Bootstrap;
 constexpr int kArenaParities = 2;
 constexpr int kArenaLines = 256;
 constexpr size_t kArenaInlineBytes = 32;
+constexpr int kArenaRegistrations = 32;
+constexpr size_t kArenaHandleBytes = 64;
+
+// Names part of a buffer its owner lets peers read in place: entry `entry`
+// of the owner's registration table, valid while that entry's id is `id`
+// (0: none, the data is staged), `offset` bytes into the registered memory.
+struct ArenaBufferRef {
+  uint32_t entry;
+  uint32_t id;
+  uint64_t offset;
+};
+
+// One entry of a rank's registration table: memory of `bytes` at `base` in
+// the owner's address space, reached from other processes through `handle`.
+// The owner writes the rest before it release-stores a new `id`, and clears
+// the id before the entry changes again.
+struct ArenaRegistration {
+  uint32_t id;
+  uint32_t pad;
+  uint64_t base;
+  uint64_t bytes;
+  unsigned char handle[kArenaHandleBytes];
+};
 
 // What a rank publishes about the round it runs, and (Staged mode) up to
 // kArenaInlineBytes of that round's data.
@@ -48,6 +76,10 @@ struct alignas(64) ArenaOpLine {
       uint64_t output;
     } buffers;
     char inlineData[kArenaInlineBytes];  // Staged mode, small rounds
+    struct {  // Staged mode, other rounds: buffers peers read in place (id 0: staged)
+      ArenaBufferRef input;
+      ArenaBufferRef output;
+    } inPlace;
   };
 };
 static_assert(sizeof(ArenaOpLine) == 64, "an operation line is one cache line");
@@ -57,6 +89,7 @@ struct alignas(64) ArenaRankSlot {
   uint32_t sleepers;  // peers asleep on `phase`
   char pad0[56];
   ArenaOpLine lines[kArenaLines];
+  ArenaRegistration registrations[kArenaRegistrations];  // written by the owner only
 };
 
 class NodeArena {
