@@ -378,8 +378,26 @@ step_gpu_perf_numbers_ring() { with_ring_kernel step_gpu_perf_numbers; }
 # Registered buffers (-R 1, ncclCommRegister): ranks in other processes read
 # each other's buffers in place instead of staged copies. The collectives
 # that do, with 2 and 4 processes and 2 processes x 2 threads, every result
-# checked; then AllReduce's 256 MiB busbw with 2 processes on one GPU, to set
-# beside the staged number of the numbers step.
+# checked and the registrations' log lines (NCCL_DEBUG_SUBSYS=REG) checked
+# to say the buffers were lent; then AllReduce's 256 MiB busbw with 2
+# processes on one GPU, to set beside the staged number of the numbers step.
+# On the proxy's direct algorithms (CHORUS_DEVICE_RING unset): the ring
+# kernel does not lend.
+
+# perf_run_lent LABEL COMMAND...: perf_run, and the log must show buffers
+# lent to peers and none that could not be mapped.
+perf_run_lent() {
+  local label="$1"
+  shift
+  perf_run "$label" env -u CHORUS_DEVICE_RING NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=REG "$@" || return 1
+  local log="$PERF_LOGS/${label// /_}.log"
+  if ! grep -q 'lent to peers' "$log" || grep -q 'stays staged\|staged, not lent' "$log"; then
+    echo "    $label: the registered buffers were not lent:"
+    grep -E 'lent to peers|stays staged|staged, not lent' "$log" | head -n 5 | sed 's/^/    | /'
+    return 1
+  fi
+}
+
 step_gpu_perf_registered() {
   need_gpu && perf_programs_built || return 1
   local saved="$PERF_LOGS" status=0 args=() program exe run n
@@ -390,13 +408,19 @@ step_gpu_perf_registered() {
   for program in all_reduce_perf all_gather_perf broadcast_perf reduce_perf reduce_scatter_perf; do
     exe="$(have_program "perf/$program")"
     for n in 2 4; do
-      perf_run "$program $n processes -R 1" "$run" -n "$n" "$exe" -R 1 "${args[@]}" || status=1
+      perf_run_lent "$program $n processes -R 1" "$run" -n "$n" "$exe" -R 1 "${args[@]}" || status=1
     done
-    perf_run "$program 2 processes x 2 threads -R 1" "$run" -n 2 "$exe" -t 2 -R 1 "${args[@]}" || status=1
+    perf_run_lent "$program 2 processes x 2 threads -R 1" "$run" -n 2 "$exe" -t 2 -R 1 "${args[@]}" ||
+      status=1
+    if [[ $perf_timeouts -ge 3 ]]; then
+      echo "gpu_check.sh: giving up: $perf_timeouts runs timed out"
+      PERF_LOGS="$saved"
+      return 1
+    fi
   done
   local one="${CUDA_VISIBLE_DEVICES:-0}" log="$PERF_LOGS/numbers_256_MiB_2_processes_-R_1.log"
   one="${one%%,*}"
-  if perf_run "numbers 256 MiB 2 processes -R 1" env CUDA_VISIBLE_DEVICES="$one" "$run" -n 2 \
+  if perf_run_lent "numbers 256 MiB 2 processes -R 1" env CUDA_VISIBLE_DEVICES="$one" "$run" -n 2 \
     "$(have_program perf/all_reduce_perf)" -R 1 -b 256M -e 256M -n 20 -w 5 -c 1; then
     printf '  %-34s %9s GB/s %9s GB/s  (out of place, in place)\n' \
       "256 MiB busbw, 2 processes, -R 1" "$(perf_cell "$log" 268435456 8)" \

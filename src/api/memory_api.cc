@@ -97,13 +97,18 @@ NCCL_API(ncclResult_t, ncclCommRegister, const ncclComm_t comm, void* buff, size
 NCCL_API(ncclResult_t, ncclCommDeregister, const ncclComm_t comm, void* handle) {
   const char* caller = "ncclCommDeregister";
   CHORUS_CHECK(checkComm(comm, caller));
-  std::lock_guard<std::mutex> lock(comm->registrationMutex);
-  for (auto it = comm->registrations.begin(); it != comm->registrations.end(); ++it) {
-    if (&*it != handle) continue;
-    if (comm->deviceRegistrations) comm->deviceRegistrations->remove(&*it);
+  uint32_t retired = 0;
+  {
+    std::lock_guard<std::mutex> lock(comm->registrationMutex);
+    auto it = comm->registrations.begin();
+    while (it != comm->registrations.end() && &*it != handle) ++it;
+    if (it == comm->registrations.end())
+      CHORUS_FAIL(ncclInvalidArgument, "%s: handle %p is not a registration of this communicator",
+                  caller, handle);
+    if (comm->deviceRegistrations) retired = comm->deviceRegistrations->retire(&*it);
     comm->registrations.erase(it);
-    return ncclSuccess;
   }
-  CHORUS_FAIL(ncclInvalidArgument, "%s: handle %p is not a registration of this communicator",
-              caller, handle);
+  // Peers that mapped the buffer close it before the caller frees it.
+  if (retired != 0) comm->deviceRegistrations->awaitRelease(retired);
+  return ncclSuccess;
 }

@@ -217,6 +217,8 @@ const char* DirectPrims::dataOf(int r, Side side, size_t element) const {
            element * elemSize_;
   }
   if (lends()) {
+    // A lent output is indexed as the input is: only AllReduce reads peers'
+    // outputs, and there the two have the same layout.
     const char* lent = side == Side::Input ? state_->peerInput[r] : state_->peerOutput[r];
     if (lent != nullptr) return lent + element * elemSize_;
   }

@@ -150,7 +150,8 @@ ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p) {
   state.chunkBytes = stageBytes;
   comm->deviceStaging = std::move(staging);
   if (p2p && localRegistrationEnabled()) {
-    comm->deviceRegistrations = std::make_unique<DeviceRegistrations>(comm);
+    comm->deviceRegistrations =
+        std::make_unique<DeviceRegistrations>(comm, cudaIpcMemory(comm->cudaDev, rank));
     state.registered = comm->deviceRegistrations.get();
   }
   INFO(kLogInit, "rank %d: device staging %zu bytes x %d in %s", rank, stageBytes, kArenaParities,

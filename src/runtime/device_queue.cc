@@ -23,6 +23,7 @@
 #include "device/stream_gate.h"
 #include "device/worker_kernel.h"
 #include "runtime/comm.h"
+#include "runtime/cuda_capture_mode.h"
 #include "runtime/cuda_check.h"
 #include "runtime/device.h"
 #include "runtime/device_host_staging.h"
@@ -48,17 +49,6 @@ constexpr size_t kRingAbortWord = 3;
 // sleeps between polls.
 constexpr int kPollsBeforeSleep = 4096;
 constexpr auto kPollSleep = std::chrono::microseconds(20);
-
-// The calling thread may call CUDA while another thread captures a graph in
-// cudaStreamCaptureModeGlobal (which forbids "unsafe" calls process-wide).
-class RelaxedCaptureMode {
- public:
-  RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode_); }
-  ~RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode_); }
-
- private:
-  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
-};
 
 // The stream every proxy of this process uses on `device`: one per device,
 // at the highest priority, kept for the life of the process. Few streams

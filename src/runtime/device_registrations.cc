@@ -1,10 +1,231 @@
 #include "runtime/device_registrations.h"
 
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "common/deadline.h"
+#include "common/log.h"
+#include "common/result.h"
 #include "common/settings.h"
+#include "runtime/comm.h"
+#include "transport/fifo_host_wait.h"
 
 namespace chorus {
+namespace {
+
+// Wrap-around comparison of table generations.
+bool reached(uint32_t generation, uint32_t target) {
+  return static_cast<int32_t>(generation - target) >= 0;
+}
+
+bool sameProcess(const PeerInfo& a, const PeerInfo& b) {
+  return a.hostHash == b.hostHash && a.pid == b.pid;
+}
+
+}  // namespace
 
 bool localRegistrationEnabled() { return settingInt("NCCL_LOCAL_REGISTER") != 0; }
+
+DeviceRegistrations::DeviceRegistrations(ncclComm* comm, std::unique_ptr<ExportedMemory> memory)
+    : comm_(comm),
+      memory_(std::move(memory)),
+      synced_(static_cast<size_t>(comm->nranks), 0),
+      mappings_(static_cast<size_t>(comm->nranks) * kArenaRegistrations),
+      mapper_([this] { mapLoop(); }) {}
+
+DeviceRegistrations::~DeviceRegistrations() {
+  stop_.store(true);
+  futexWakeAll(comm_->arena->registrationChanges());
+  mapper_.join();
+  for (Mapping& mapping : mappings_)
+    if (mapping.opened) memory_->close(mapping.base);
+}
+
+void DeviceRegistrations::mapLoop() {
+  setLogRank(comm_->rank);
+  uint32_t* changes = comm_->arena->registrationChanges();
+  while (!stop_.load()) {
+    const uint32_t seen = __atomic_load_n(changes, __ATOMIC_ACQUIRE);
+    syncPeers();
+    // A change after `seen` was read ends the sleep at once; the timeout
+    // only bounds how long a lost wake-up could delay a mapping.
+    if (!stop_.load()) futexSleep(changes, seen, 100);
+  }
+}
+
+void DeviceRegistrations::announceChange() {
+  __atomic_fetch_add(comm_->arena->registrationChanges(), 1u, __ATOMIC_RELEASE);
+  futexWakeAll(comm_->arena->registrationChanges());
+}
+
+void DeviceRegistrations::add(RegisteredBuffer* buffer) {
+  ArenaRankSlot& mine = comm_->arena->slot(comm_->rank);
+  int entry = 0;
+  while (entry < kArenaRegistrations && mine.registrations[entry].id != 0) ++entry;
+  uintptr_t base = 0;
+  size_t bytes = 0;
+  unsigned char handle[kArenaHandleBytes] = {};
+  const char* why = nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(buffer->buffer);
+  if (entry == kArenaRegistrations)
+    why = "every entry of the table is in use";
+  else if (!memory_->exportAllocation(buffer->buffer, &base, &bytes, handle, &why))
+    ;  // why says it
+  else if (start < base || start - base > bytes || buffer->bytes > bytes - (start - base))
+    why = "it runs past the end of the allocation that holds it";
+  if (why != nullptr) {
+    INFO(kLogReg, "rank %d: registered buffer %p is staged, not lent to peers: %s", comm_->rank,
+         buffer->buffer, why);
+    return;
+  }
+  ArenaRegistration& slot = mine.registrations[entry];
+  slot.base = base;
+  slot.bytes = bytes;
+  memcpy(slot.handle, handle, sizeof(handle));
+  if (++generation_ == 0) ++generation_;  // 0 means "none"
+  __atomic_store_n(&slot.id, generation_, __ATOMIC_RELEASE);
+  __atomic_store_n(&mine.registrationGeneration, generation_, __ATOMIC_RELEASE);
+  announceChange();
+  buffer->entry = entry;
+  buffer->id = generation_;
+  buffer->allocationBase = base;
+  INFO(kLogReg, "rank %d: registered buffer %p lent to peers (entry %d, allocation %#llx, %zu bytes)",
+       comm_->rank, buffer->buffer, entry, static_cast<unsigned long long>(base), bytes);
+}
+
+uint32_t DeviceRegistrations::retire(RegisteredBuffer* buffer) {
+  if (buffer->entry < 0) return 0;
+  ArenaRankSlot& mine = comm_->arena->slot(comm_->rank);
+  __atomic_store_n(&mine.registrations[buffer->entry].id, 0u, __ATOMIC_RELAXED);
+  // A peer that reads the entry's fields after this point, when it is next
+  // filled, sees the cleared id again (syncEntry's check).
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  buffer->entry = -1;
+  if (++generation_ == 0) ++generation_;
+  __atomic_store_n(&mine.registrationGeneration, generation_, __ATOMIC_RELEASE);
+  announceChange();
+  return generation_;
+}
+
+bool DeviceRegistrations::peersSynced(uint32_t generation) const {
+  for (int peer = 0; peer < comm_->nranks; ++peer) {
+    if (peer == comm_->rank) continue;
+    const uint32_t seen = __atomic_load_n(&comm_->arena->synced(peer)[comm_->rank], __ATOMIC_ACQUIRE);
+    if (!reached(seen, generation)) return false;
+  }
+  return true;
+}
+
+void DeviceRegistrations::awaitRelease(uint32_t generation) {
+  if (generation == 0) return;
+  const Deadline deadline = Deadline::after(kReleaseSeconds);
+  while (!peersSynced(generation)) {
+    if (deadline.expired() || comm_->abortFlag.load()) {
+      WARN("rank %d: a peer still maps a deregistered buffer after %.0f s (is its process "
+           "gone, or its GPU busy?); freeing the buffer now is not safe for that peer",
+           comm_->rank, kReleaseSeconds);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
+void DeviceRegistrations::syncPeers() {
+  NodeArena& arena = *comm_->arena;
+  for (int peer = 0; peer < comm_->nranks; ++peer) {
+    if (peer == comm_->rank) continue;
+    const uint32_t generation =
+        __atomic_load_n(&arena.slot(peer).registrationGeneration, __ATOMIC_ACQUIRE);
+    if (generation == synced_[peer]) continue;
+    bool mapped = true;
+    for (int entry = 0; entry < kArenaRegistrations && mapped; ++entry)
+      mapped = syncEntry(peer, entry) == ncclSuccess;
+    if (!mapped) {
+      // Not said in the arena: the peer keeps staging what it registered.
+      WARN("rank %d: cannot map a buffer rank %d registered (%s); it stays staged", comm_->rank,
+           peer, lastError().c_str());
+      continue;
+    }
+    // Entries that changed after `generation` was read may be mapped or
+    // not: they carry later ids, which the owner does not lend on this word.
+    synced_[peer] = generation;
+    __atomic_store_n(&arena.synced(comm_->rank)[peer], generation, __ATOMIC_RELEASE);
+  }
+}
+
+ncclResult_t DeviceRegistrations::syncEntry(int peer, int index) {
+  const ArenaRegistration& entry = comm_->arena->slot(peer).registrations[index];
+  Mapping& mapping = mappings_[static_cast<size_t>(peer) * kArenaRegistrations + index];
+  const uint32_t id = __atomic_load_n(&entry.id, __ATOMIC_ACQUIRE);
+  if (id == mapping.id) return ncclSuccess;
+  Mapping old;
+  {
+    std::lock_guard<std::mutex> lock(mappingsMutex_);
+    old = mapping;
+    mapping = Mapping{};
+  }
+  if (old.opened) memory_->close(old.base);
+  if (id == 0) return ncclSuccess;
+  Mapping fresh;
+  const uintptr_t base = entry.base;
+  fresh.bytes = entry.bytes;
+  unsigned char handle[kArenaHandleBytes];
+  memcpy(handle, entry.handle, sizeof(handle));
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  // Changed while we read it: the fields may be torn. It has a later id now,
+  // and the next sync maps that.
+  if (__atomic_load_n(&entry.id, __ATOMIC_RELAXED) != id) return ncclSuccess;
+  if (sameProcess(comm_->peers[peer], comm_->peers[comm_->rank])) {
+    // A handle does not open in the process that made it; the pointer is
+    // good as it is (device communicators enabled peer access at init).
+    fresh.base = reinterpret_cast<char*>(base);
+  } else {
+    CHORUS_CHECK(memory_->open(handle, &fresh.base));
+    fresh.opened = true;
+  }
+  fresh.id = id;
+  std::lock_guard<std::mutex> lock(mappingsMutex_);
+  mapping = fresh;
+  return ncclSuccess;
+}
+
+ArenaBufferRef DeviceRegistrations::find(const void* buffer, size_t bytes) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(buffer);
+  std::lock_guard<std::mutex> lock(comm_->registrationMutex);
+  for (const RegisteredBuffer& r : comm_->registrations) {
+    const uintptr_t start = reinterpret_cast<uintptr_t>(r.buffer);
+    if (r.entry < 0 || begin < start || begin - start > r.bytes || bytes > r.bytes - (begin - start))
+      continue;
+    // Lent only once every peer has mapped it.
+    if (!peersSynced(r.id)) return ArenaBufferRef{};
+    return ArenaBufferRef{static_cast<uint32_t>(r.entry), r.id, begin - r.allocationBase};
+  }
+  return ArenaBufferRef{};
+}
+
+ncclResult_t DeviceRegistrations::resolve(int peer, const ArenaBufferRef& ref,
+                                          const char** start) {
+  if (peer < 0 || peer >= comm_->nranks || ref.entry >= static_cast<uint32_t>(kArenaRegistrations))
+    CHORUS_FAIL(ncclInternalError, "rank %d: rank %d lends entry %u of its registrations, which "
+                "does not exist", comm_->rank, peer, ref.entry);
+  Mapping mapping;
+  {
+    std::lock_guard<std::mutex> lock(mappingsMutex_);
+    mapping = mappings_[static_cast<size_t>(peer) * kArenaRegistrations + ref.entry];
+  }
+  if (mapping.id != ref.id)
+    CHORUS_FAIL(ncclInvalidUsage,
+                "rank %d: rank %d lends a registered buffer that this rank does not map (was it "
+                "deregistered while an operation used it?)", comm_->rank, peer);
+  if (ref.offset >= mapping.bytes)
+    CHORUS_FAIL(ncclInternalError, "rank %d: rank %d lends offset %llu of a %llu-byte allocation",
+                comm_->rank, peer, static_cast<unsigned long long>(ref.offset),
+                static_cast<unsigned long long>(mapping.bytes));
+  resolved_.fetch_add(1, std::memory_order_relaxed);
+  *start = mapping.base + ref.offset;
+  return ncclSuccess;
+}
 
 }  // namespace chorus
 
@@ -12,12 +233,7 @@ bool localRegistrationEnabled() { return settingInt("NCCL_LOCAL_REGISTER") != 0;
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 
-#include <cstring>
-#include <mutex>
-
-#include "common/log.h"
-#include "common/result.h"
-#include "runtime/comm.h"
+#include "runtime/cuda_capture_mode.h"
 #include "runtime/cuda_check.h"
 #include "runtime/device.h"
 
@@ -41,138 +257,71 @@ AddressRangeFn addressRangeFn() {
   return fn;
 }
 
-bool sameProcess(const PeerInfo& a, const PeerInfo& b) {
-  return a.hostHash == b.hostHash && a.pid == b.pid;
-}
+// Every call relaxes graph capture (it may run while the caller captures)
+// and makes the communicator's device current.
+class CudaIpcMemory final : public ExportedMemory {
+ public:
+  CudaIpcMemory(int device, int rank) : device_(device), rank_(rank) {}
+
+  bool exportAllocation(const void* buffer, uintptr_t* base, size_t* bytes,
+                        unsigned char (&handle)[kArenaHandleBytes], const char** why) override {
+    RelaxedCaptureMode relaxed;
+    DeviceGuard onDevice(device_);
+    AddressRangeFn range = addressRangeFn();
+    unsigned long long start = 0;
+    cudaIpcMemHandle_t ipc{};
+    if (range == nullptr) {
+      *why = "the CUDA driver has no cuMemGetAddressRange";
+    } else if (range(&start, bytes, reinterpret_cast<unsigned long long>(buffer)) != 0) {
+      *why = "cuMemGetAddressRange failed";
+    } else if (cudaIpcGetMemHandle(&ipc, reinterpret_cast<void*>(start)) != cudaSuccess) {
+      cudaGetLastError();
+      *why = "its memory has no CUDA IPC handle (not from cudaMalloc?)";
+    } else {
+      *base = static_cast<uintptr_t>(start);
+      memcpy(handle, &ipc, sizeof(ipc));
+      return true;
+    }
+    return false;
+  }
+
+  ncclResult_t open(const unsigned char (&handle)[kArenaHandleBytes], char** mapped) override {
+    RelaxedCaptureMode relaxed;
+    DeviceGuard onDevice(device_);
+    CHORUS_CHECK(onDevice.result());
+    cudaIpcMemHandle_t ipc;
+    memcpy(&ipc, handle, sizeof(ipc));
+    void* pointer = nullptr;
+    CHORUS_CHECK(cudaCheck(cudaIpcOpenMemHandle(&pointer, ipc, cudaIpcMemLazyEnablePeerAccess),
+                           "cudaIpcOpenMemHandle of a peer's registered buffer", rank_));
+    *mapped = static_cast<char*>(pointer);
+    return ncclSuccess;
+  }
+
+  void close(char* mapped) override {
+    RelaxedCaptureMode relaxed;
+    DeviceGuard onDevice(device_);
+    cudaIpcCloseMemHandle(mapped);
+    cudaGetLastError();  // nothing to report it to
+  }
+
+ private:
+  int device_, rank_;
+};
 
 }  // namespace
 
-DeviceRegistrations::DeviceRegistrations(ncclComm* comm)
-    : comm_(comm), mappings_(static_cast<size_t>(comm->nranks) * kArenaRegistrations) {}
-
-DeviceRegistrations::~DeviceRegistrations() {
-  // Errors are ignored: the communicator is going away.
-  DeviceGuard onDevice(comm_->cudaDev);
-  for (Mapping& mapping : mappings_) unmap(&mapping);
-  cudaGetLastError();
-}
-
-void DeviceRegistrations::unmap(Mapping* mapping) {
-  if (mapping->opened) cudaIpcCloseMemHandle(mapping->base);
-  *mapping = Mapping{};
-}
-
-void DeviceRegistrations::add(RegisteredBuffer* buffer) {
-  ArenaRankSlot& mine = comm_->arena->slot(comm_->rank);
-  int entry = 0;
-  while (entry < kArenaRegistrations && mine.registrations[entry].id != 0) ++entry;
-  AddressRangeFn range = addressRangeFn();
-  unsigned long long base = 0;
-  size_t bytes = 0;
-  cudaIpcMemHandle_t handle{};
-  DeviceGuard onDevice(comm_->cudaDev);
-  const char* why = nullptr;
-  if (entry == kArenaRegistrations)
-    why = "every entry of the table is in use";
-  else if (range == nullptr)
-    why = "the CUDA driver has no cuMemGetAddressRange";
-  else if (range(&base, &bytes, reinterpret_cast<unsigned long long>(buffer->buffer)) != 0)
-    why = "cuMemGetAddressRange failed";
-  else if (cudaIpcGetMemHandle(&handle, reinterpret_cast<void*>(base)) != cudaSuccess)
-    why = "its memory has no CUDA IPC handle (not from cudaMalloc?)";
-  if (why != nullptr) {
-    cudaGetLastError();
-    INFO(kLogReg, "rank %d: registered buffer %p is staged, not lent to peers: %s", comm_->rank,
-         buffer->buffer, why);
-    return;
-  }
-  ArenaRegistration& slot = mine.registrations[entry];
-  slot.base = base;
-  slot.bytes = bytes;
-  memcpy(slot.handle, &handle, sizeof(handle));
-  const uint32_t id = nextId_++;
-  if (nextId_ == 0) nextId_ = 1;  // 0 means "none"
-  __atomic_store_n(&slot.id, id, __ATOMIC_RELEASE);
-  buffer->entry = entry;
-  buffer->id = id;
-  buffer->allocationBase = base;
-  INFO(kLogReg, "rank %d: registered buffer %p lent to peers (entry %d, allocation %#llx, %zu bytes)",
-       comm_->rank, buffer->buffer, entry, base, bytes);
-}
-
-void DeviceRegistrations::remove(RegisteredBuffer* buffer) {
-  if (buffer->entry < 0) return;
-  ArenaRegistration& slot = comm_->arena->slot(comm_->rank).registrations[buffer->entry];
-  __atomic_store_n(&slot.id, 0u, __ATOMIC_RELEASE);
-  buffer->entry = -1;
-}
-
-ArenaBufferRef DeviceRegistrations::find(const void* buffer, size_t bytes) {
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(buffer);
-  std::lock_guard<std::mutex> lock(comm_->registrationMutex);
-  for (const RegisteredBuffer& r : comm_->registrations) {
-    const uintptr_t start = reinterpret_cast<uintptr_t>(r.buffer);
-    if (r.entry < 0 || begin < start || begin - start > r.bytes || bytes > r.bytes - (begin - start))
-      continue;
-    return ArenaBufferRef{static_cast<uint32_t>(r.entry), r.id, begin - r.allocationBase};
-  }
-  return ArenaBufferRef{};
-}
-
-ncclResult_t DeviceRegistrations::resolve(int peer, const ArenaBufferRef& ref,
-                                          const char** start) {
-  if (peer < 0 || peer >= comm_->nranks || ref.entry >= static_cast<uint32_t>(kArenaRegistrations))
-    CHORUS_FAIL(ncclInternalError, "rank %d: rank %d lends entry %u of its registrations, which "
-                "does not exist", comm_->rank, peer, ref.entry);
-  Mapping& mapping = mappings_[static_cast<size_t>(peer) * kArenaRegistrations + ref.entry];
-  if (mapping.id != ref.id) {
-    const ArenaRegistration& entry = comm_->arena->slot(peer).registrations[ref.entry];
-    if (__atomic_load_n(&entry.id, __ATOMIC_ACQUIRE) != ref.id)
-      CHORUS_FAIL(ncclInvalidUsage,
-                  "rank %d: rank %d deregistered a buffer that an operation in flight reads; "
-                  "deregister only after the operations on it have completed", comm_->rank, peer);
-    DeviceGuard onDevice(comm_->cudaDev);
-    CHORUS_CHECK(onDevice.result());
-    unmap(&mapping);
-    if (sameProcess(comm_->peers[peer], comm_->peers[comm_->rank])) {
-      // CUDA does not open a handle in the process that made it; the
-      // pointer is good as it is (peer access was enabled at init).
-      mapping.base = reinterpret_cast<char*>(entry.base);
-    } else {
-      cudaIpcMemHandle_t handle;
-      memcpy(&handle, entry.handle, sizeof(handle));
-      void* mapped = nullptr;
-      CHORUS_CHECK(cudaCheck(cudaIpcOpenMemHandle(&mapped, handle, cudaIpcMemLazyEnablePeerAccess),
-                             "cudaIpcOpenMemHandle of a peer's registered buffer", comm_->rank));
-      mapping.base = static_cast<char*>(mapped);
-      mapping.opened = true;
-    }
-    mapping.bytes = entry.bytes;
-    mapping.id = ref.id;
-  }
-  if (ref.offset >= mapping.bytes)
-    CHORUS_FAIL(ncclInternalError, "rank %d: rank %d lends offset %llu of a %llu-byte allocation",
-                comm_->rank, peer, static_cast<unsigned long long>(ref.offset),
-                static_cast<unsigned long long>(mapping.bytes));
-  *start = mapping.base + ref.offset;
-  return ncclSuccess;
+std::unique_ptr<ExportedMemory> cudaIpcMemory(int device, int rank) {
+  return std::make_unique<CudaIpcMemory>(device, rank);
 }
 
 }  // namespace chorus
 
-#else  // !CHORUS_HAVE_CUDA: no device communicator exists, nothing is ever registered
+#else  // !CHORUS_HAVE_CUDA
 
 namespace chorus {
 
-DeviceRegistrations::DeviceRegistrations(ncclComm* comm) : comm_(comm) {}
-DeviceRegistrations::~DeviceRegistrations() = default;
-void DeviceRegistrations::add(RegisteredBuffer*) {}
-void DeviceRegistrations::remove(RegisteredBuffer*) {}
-ArenaBufferRef DeviceRegistrations::find(const void*, size_t) { return ArenaBufferRef{}; }
-ncclResult_t DeviceRegistrations::resolve(int, const ArenaBufferRef&, const char**) {
-  return ncclInternalError;
-}
-void DeviceRegistrations::unmap(Mapping*) {}
+std::unique_ptr<ExportedMemory> cudaIpcMemory(int, int) { return nullptr; }
 
 }  // namespace chorus
 #endif  // CHORUS_HAVE_CUDA

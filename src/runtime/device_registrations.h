@@ -3,18 +3,29 @@
 // algorithms between processes, see collectives/direct_primitives.h).
 //
 // Registering a buffer writes an entry in this rank's table in the node
-// arena: the base and size of the cudaMalloc allocation that holds it and
-// its CUDA IPC handle. An operation whose input or output lies in a
-// registered buffer names that entry in its line instead of staging a copy;
-// a peer maps the entry the first time it reads it (cudaIpcOpenMemHandle,
-// or the pointer as it is for a peer of this process) and keeps the mapping
-// until the entry changes or the communicator ends.
+// arena: the base and size of the allocation that holds it and a handle
+// other processes open (CUDA IPC), under a new generation of the table.
+// Every rank has a mapping thread that wakes when any rank changes its
+// table, maps new entries of its peers and closes cleared ones, then says
+// up to which generation of each peer's table it has mapped (a thread of
+// its own: the proxy must make no CUDA call that may wait for the device
+// while a worker kernel waits for it, and the caller's thread may be
+// blocked in one of those kernels' streams). An operation lends its input
+// or output when it lies in a registered buffer that every peer has
+// mapped: its line names the entry instead of staging a copy, and peers
+// read it in place. Deregistering clears the entry and waits (up to
+// kReleaseSeconds) until every peer has closed it, so that the caller may
+// free the memory.
 //
-// Built only with CUDA; NCCL_LOCAL_REGISTER=0 turns it off.
+// NCCL_LOCAL_REGISTER=0 turns it off.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "collectives/direct_primitives.h"
@@ -26,22 +37,48 @@ namespace chorus {
 
 struct RegisteredBuffer;
 
+// How registered memory is shown to other processes: CUDA IPC for device
+// memory (cudaIpcMemory); tests use host memory.
+class ExportedMemory {
+ public:
+  virtual ~ExportedMemory() = default;
+  // The allocation that holds `buffer` and a handle that other processes
+  // open; false, with the reason in *why, when it cannot be exported.
+  virtual bool exportAllocation(const void* buffer, uintptr_t* base, size_t* bytes,
+                                unsigned char (&handle)[kArenaHandleBytes], const char** why) = 0;
+  // Maps another process's allocation.
+  virtual ncclResult_t open(const unsigned char (&handle)[kArenaHandleBytes], char** mapped) = 0;
+  virtual void close(char* mapped) = 0;
+};
+
+// CUDA IPC on `device`; null in builds without CUDA.
+std::unique_ptr<ExportedMemory> cudaIpcMemory(int device, int rank);
+
 class DeviceRegistrations final : public RegisteredBuffers {
  public:
-  explicit DeviceRegistrations(ncclComm* comm);
+  DeviceRegistrations(ncclComm* comm, std::unique_ptr<ExportedMemory> memory);
   ~DeviceRegistrations() override;  // closes the mappings of peers' entries
   DeviceRegistrations(const DeviceRegistrations&) = delete;
   DeviceRegistrations& operator=(const DeviceRegistrations&) = delete;
 
-  // ncclCommRegister (under comm->registrationMutex): gives `buffer` an
-  // entry of this rank's table. A buffer that cannot be lent (a full table,
-  // memory without an IPC handle) gets none and is staged as before.
+  // ncclCommRegister, under comm->registrationMutex: gives `buffer` an entry
+  // of this rank's table. A buffer that cannot be lent (a full table, memory
+  // that cannot be exported) gets none and is staged as before.
   void add(RegisteredBuffer* buffer);
-  // ncclCommDeregister (under comm->registrationMutex): frees its entry.
-  void remove(RegisteredBuffer* buffer);
+  // ncclCommDeregister, under comm->registrationMutex: clears its entry.
+  // Returns the generation to pass to awaitRelease (0: nothing to wait for).
+  uint32_t retire(RegisteredBuffer* buffer);
+  // Without the mutex: waits up to kReleaseSeconds until every peer has
+  // mapped `generation` of this rank's table (so closed the retired entry).
+  void awaitRelease(uint32_t generation);
 
   ArenaBufferRef find(const void* buffer, size_t bytes) override;
   ncclResult_t resolve(int peer, const ArenaBufferRef& ref, const char** start) override;
+
+  // Peers' lent buffers resolved so far (for tests and logs).
+  uint64_t resolvedCount() const { return resolved_.load(std::memory_order_relaxed); }
+
+  static constexpr double kReleaseSeconds = 2.0;
 
  private:
   // A peer's entry as this process reaches it.
@@ -49,13 +86,29 @@ class DeviceRegistrations final : public RegisteredBuffers {
     uint32_t id = 0;  // the entry's id when mapped; 0: not mapped
     char* base = nullptr;
     uint64_t bytes = 0;
-    bool opened = false;  // by cudaIpcOpenMemHandle (closed when replaced)
+    bool opened = false;  // by ExportedMemory::open (closed when replaced)
   };
-  void unmap(Mapping* mapping);
+  // The mapping thread: syncPeers whenever a table changes.
+  void mapLoop();
+  // Maps entries peers added, closes those they cleared, and says so in
+  // the arena (mapping thread).
+  void syncPeers();
+  // Brings peer's entry `entry` up to date (mapping thread).
+  ncclResult_t syncEntry(int peer, int entry);
+  // After a change of this rank's table: wakes the peers' mapping threads.
+  void announceChange();
+  // Whether every peer has mapped this rank's table up to `generation`.
+  bool peersSynced(uint32_t generation) const;
 
   ncclComm* comm_;
-  uint32_t nextId_ = 1;
-  std::vector<Mapping> mappings_;  // [peer * kArenaRegistrations + entry]
+  std::unique_ptr<ExportedMemory> memory_;
+  uint32_t generation_ = 0;          // of this rank's table (registrationMutex)
+  std::vector<uint32_t> synced_;     // per peer: its generation mapped here (mapping thread)
+  std::mutex mappingsMutex_;         // mappings_: written by syncPeers, read by resolve
+  std::vector<Mapping> mappings_;    // [peer * kArenaRegistrations + entry]
+  std::atomic<uint64_t> resolved_{0};
+  std::atomic<bool> stop_{false};
+  std::thread mapper_;  // last: it starts once the rest is set
 };
 
 // Whether ncclCommRegister lends device buffers to peers (NCCL_LOCAL_REGISTER).

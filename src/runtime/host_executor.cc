@@ -50,9 +50,11 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
                         shape, op.sendbuff, op.recvbuff, op.redop);
   // One-shot AllReduce reads every input while ranks write their outputs:
   // its inputs must be copies.
-  if (RegisteredBuffers* registered = comm->direct.registered; registered != nullptr && !oneShot)
-    prims.shareBuffers(registered->find(op.sendbuff, bufferBytes(op, nranks, true)),
-                       registered->find(op.recvbuff, bufferBytes(op, nranks, false)));
+  if (RegisteredBuffers* registered = comm->direct.registered; registered != nullptr && !oneShot) {
+    const ArenaBufferRef input = registered->find(op.sendbuff, bufferBytes(op, nranks, true));
+    const ArenaBufferRef output = registered->find(op.recvbuff, bufferBytes(op, nranks, false));
+    prims.shareBuffers(input, output);
+  }
   switch (op.kind) {
     case OpKind::AllReduce:
       return directAllReduce(prims, rank, nranks, op.count, ringSliceAlign(elementSize(op.type)), oneShot);

@@ -20,6 +20,10 @@ void futexSleep(uint32_t* word, uint32_t seen, int ms) {
   syscall(SYS_futex, word, FUTEX_WAIT, seen, &timeout, nullptr, 0);
 }
 
+void futexWakeAll(uint32_t* word) {
+  syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
 void wakeSleepers(uint32_t* word, uint32_t* sleepers) {
   // The counter store before this fence pairs with the sleeper's increment
   // before its re-check: one of the two sides always sees the other.

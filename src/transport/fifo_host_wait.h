@@ -10,6 +10,8 @@ namespace chorus {
 
 // Sleeps on *word while it still equals `seen`, for at most `ms`.
 void futexSleep(uint32_t* word, uint32_t seen, int ms);
+// Wakes every thread asleep on *word (any process).
+void futexWakeAll(uint32_t* word);
 // A waited-for peer's failure, as an error with a message.
 ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut);
 bool peerProcessGone(pid_t pid);

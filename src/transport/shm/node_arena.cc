@@ -24,8 +24,12 @@ ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t 
                              std::unique_ptr<NodeArena>* out) {
   auto arena = std::unique_ptr<NodeArena>(new NodeArena());
   arena->stageBytes_ = roundUp64(stageBytes);
+  arena->nranks_ = nranks;
   const size_t slotBytes = roundUp64(sizeof(ArenaRankSlot) * static_cast<size_t>(nranks));
-  const size_t bytes = slotBytes + arena->stageBytes_ * kArenaParities * static_cast<size_t>(nranks);
+  const size_t syncedBytes =
+      roundUp64(sizeof(uint32_t) * (static_cast<size_t>(nranks) * static_cast<size_t>(nranks) + 1));
+  const size_t bytes = slotBytes + syncedBytes +
+                       arena->stageBytes_ * kArenaParities * static_cast<size_t>(nranks);
 
   char name[64] = {};
   if (rank == 0) {
@@ -46,7 +50,8 @@ ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t 
   if (rank == 0) shm_unlink(name);  // every rank holds it now (or init failed)
   CHORUS_CHECK(mapped);
   arena->slots_ = static_cast<ArenaRankSlot*>(arena->mapping_.base);
-  arena->staging_ = static_cast<char*>(arena->mapping_.base) + slotBytes;
+  arena->synced_ = reinterpret_cast<uint32_t*>(static_cast<char*>(arena->mapping_.base) + slotBytes);
+  arena->staging_ = static_cast<char*>(arena->mapping_.base) + slotBytes + syncedBytes;
   TRACE(kLogShm, "rank %d: node arena %s, %zu bytes", rank, name, bytes);
   *out = std::move(arena);
   return ncclSuccess;

@@ -16,8 +16,10 @@
 //
 // A rank may also let peers in other processes read its buffers in place
 // (registered device memory): its slot holds a table of those buffers (an
-// opaque handle a peer maps, e.g. a CUDA IPC handle), and a round's line
-// names an entry of that table instead of a staged copy.
+// opaque handle a peer maps, e.g. a CUDA IPC handle) and the table's
+// generation; each rank says, per peer, up to which generation it has
+// mapped that peer's table (`synced`); and a round's line names an entry
+// of the owner's table instead of a staged copy.
 #pragma once
 
 #include <cstddef>
@@ -40,6 +42,7 @@ constexpr size_t kArenaHandleBytes = 64;
 // Names part of a buffer its owner lets peers read in place: entry `entry`
 // of the owner's registration table, valid while that entry's id is `id`
 // (0: none, the data is staged), `offset` bytes into the registered memory.
+// An entry's id is the table generation that added it.
 struct ArenaBufferRef {
   uint32_t entry;
   uint32_t id;
@@ -90,6 +93,8 @@ struct alignas(64) ArenaRankSlot {
   char pad0[56];
   ArenaOpLine lines[kArenaLines];
   ArenaRegistration registrations[kArenaRegistrations];  // written by the owner only
+  // Release-stored by the owner after each change of its table.
+  alignas(64) uint32_t registrationGeneration;
 };
 
 class NodeArena {
@@ -104,12 +109,20 @@ class NodeArena {
     return staging_ + (static_cast<size_t>(rank) * kArenaParities + parity) * stageBytes_;
   }
   size_t stageBytes() const { return stageBytes_; }
+  // synced(reader)[owner]: the generation of owner's registration table
+  // that `reader` has mapped (written by `reader` only).
+  uint32_t* synced(int reader) const { return synced_ + static_cast<size_t>(reader) * nranks_; }
+  // Bumped (and futex-woken) by any rank after it changes its table, so
+  // that the others' mapping threads need not poll.
+  uint32_t* registrationChanges() const { return synced_ + static_cast<size_t>(nranks_) * nranks_; }
 
  private:
   ShmMapping mapping_;
   ArenaRankSlot* slots_ = nullptr;
   char* staging_ = nullptr;
   size_t stageBytes_ = 0;
+  uint32_t* synced_ = nullptr;
+  int nranks_ = 0;
 };
 
 }  // namespace chorus

@@ -1,0 +1,282 @@
+// Registered buffers lent to peers (runtime/device_registrations.h), on the
+// CPU: ranks on threads, made to run staged rounds as ranks of several
+// processes do, and to see each other as other processes, with a host
+// stand-in for CUDA IPC whose handles are addresses. So every entry is
+// opened and closed as an IPC handle would be, and the collectives read
+// peers' buffers where they are.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness/ranks.h"
+#include "runtime/comm.h"
+#include "runtime/device_registrations.h"
+
+using namespace chorus::test;
+
+namespace {
+
+constexpr size_t kCount = 50000;  // floats per rank: many staged rounds of 1 KiB
+
+// How many times each allocation was closed, by every rank together.
+std::mutex gClosedMutex;
+std::map<const void*, int> gClosed;
+int closedCount(const void* allocation) {
+  std::lock_guard<std::mutex> lock(gClosedMutex);
+  return gClosed[allocation];
+}
+
+// Host memory shown to "other processes": allocations the test declares;
+// a handle is the allocation's address. While `holdOpens` is set, open()
+// waits (a peer slow to map).
+class HostExport final : public chorus::ExportedMemory {
+ public:
+  static inline std::atomic<bool> holdOpens{false};
+
+  void declare(const void* base, size_t bytes) { allocations_.push_back({base, bytes}); }
+  bool exportAllocation(const void* buffer, uintptr_t* base, size_t* bytes,
+                        unsigned char (&handle)[chorus::kArenaHandleBytes],
+                        const char** why) override {
+    const auto at = reinterpret_cast<uintptr_t>(buffer);
+    for (const auto& [start, size] : allocations_) {
+      const auto first = reinterpret_cast<uintptr_t>(start);
+      if (at < first || at - first >= size) continue;
+      *base = first;
+      *bytes = size;
+      memcpy(handle, &first, sizeof(first));
+      return true;
+    }
+    *why = "not a declared allocation";
+    return false;
+  }
+  ncclResult_t open(const unsigned char (&handle)[chorus::kArenaHandleBytes],
+                    char** mapped) override {
+    while (holdOpens.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    uintptr_t address = 0;
+    memcpy(&address, handle, sizeof(address));
+    *mapped = reinterpret_cast<char*>(address);
+    ++opens;
+    return ncclSuccess;
+  }
+  void close(char* mapped) override {
+    ++closes;
+    std::lock_guard<std::mutex> lock(gClosedMutex);
+    ++gClosed[mapped];
+  }
+
+  std::atomic<int> opens{0}, closes{0};
+
+ private:
+  std::vector<std::pair<const void*, size_t>> allocations_;
+};
+
+float inputOf(int rank, size_t i) { return static_cast<float>(rank + 1 + static_cast<int>(i % 13)); }
+
+// Runs AllReduce (out of place and in place), AllGather, ReduceScatter,
+// Broadcast and Reduce on send/recv and checks every element.
+void runAndCheckAll(RankContext& ctx, ncclComm_t comm, std::vector<float>& send,
+                    std::vector<float>& recv, const std::string& when) {
+  const int n = ctx.nranks, me = ctx.rank;
+  auto fill = [&] {
+    for (size_t i = 0; i < send.size(); ++i) send[i] = inputOf(me, i);
+  };
+  auto sumOf = [&](size_t i) {
+    float s = 0;
+    for (int r = 0; r < n; ++r) s += inputOf(r, i);
+    return s;
+  };
+  auto expectAll = [&](const char* what, size_t count, auto want) {
+    size_t wrong = 0, first = 0;
+    for (size_t i = 0; i < count; ++i)
+      if (recv[i] != want(i) && wrong++ == 0) first = i;
+    ctx.check(wrong == 0, when + ", " + what + ": " + std::to_string(wrong) + " wrong, first at " +
+                              std::to_string(first));
+  };
+  auto call = [&](const char* what, ncclResult_t r) { return ctx.checkNccl(r, when + ", " + what); };
+
+  fill();
+  if (call("AllReduce", ncclAllReduce(send.data(), recv.data(), kCount, ncclFloat32, ncclSum, comm, nullptr)))
+    expectAll("AllReduce", kCount, sumOf);
+  fill();
+  recv.assign(recv.size(), -1.0f);
+  memcpy(recv.data(), send.data(), kCount * sizeof(float));
+  if (call("in-place AllReduce", ncclAllReduce(recv.data(), recv.data(), kCount, ncclFloat32, ncclSum, comm, nullptr)))
+    expectAll("in-place AllReduce", kCount, sumOf);
+  if (call("AllGather", ncclAllGather(send.data(), recv.data(), kCount, ncclFloat32, comm, nullptr)))
+    expectAll("AllGather", kCount * n, [&](size_t i) { return inputOf(static_cast<int>(i / kCount), i % kCount); });
+  if (call("ReduceScatter", ncclReduceScatter(send.data(), recv.data(), kCount, ncclFloat32, ncclSum, comm, nullptr)))
+    expectAll("ReduceScatter", kCount, [&](size_t i) { return sumOf(me * kCount + i); });
+  const int root = n - 1;
+  if (call("Broadcast", ncclBroadcast(send.data(), recv.data(), kCount, ncclFloat32, root, comm, nullptr)))
+    expectAll("Broadcast", kCount, [&](size_t i) { return inputOf(root, i); });
+  recv.assign(recv.size(), -1.0f);
+  if (call("Reduce", ncclReduce(send.data(), recv.data(), kCount, ncclFloat32, ncclSum, 0, comm, nullptr)) && me == 0)
+    expectAll("Reduce", kCount, sumOf);
+}
+
+// A barrier: a one-element AllReduce.
+void barrier(RankContext& ctx, ncclComm_t comm) {
+  float one = 1;
+  ctx.checkNccl(ncclAllReduce(&one, &one, 1, ncclFloat32, ncclSum, comm, nullptr), "barrier");
+}
+
+// Waits until every peer has mapped `buffer` (this rank would lend it),
+// then meets the others, which have waited for theirs.
+void waitUntilLent(RankContext& ctx, ncclComm_t comm, const std::vector<float>& buffer) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (comm->deviceRegistrations->find(buffer.data(), buffer.size() * sizeof(float)).id == 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ctx.check(comm->deviceRegistrations->find(buffer.data(), buffer.size() * sizeof(float)).id != 0,
+            "peers did not map a registered buffer within 20 s");
+  barrier(ctx, comm);
+}
+
+void lendRegisteredBuffers(RankContext& ctx) {
+  ncclComm_t comm = nullptr;
+  if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
+  if (!ctx.check(comm->arena != nullptr, "the direct algorithms are not on")) {
+    ncclCommDestroy(comm);
+    return;
+  }
+  // Staged rounds, and peers that look like other processes.
+  comm->direct.allInThisProcess = false;
+  for (int r = 0; r < ctx.nranks; ++r)
+    if (r != ctx.rank) comm->peers[r].pid += 1000000 + r;
+  auto owned = std::make_unique<HostExport>();
+  HostExport& memory = *owned;
+  comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));
+  chorus::DeviceRegistrations& lending = *comm->deviceRegistrations;
+  comm->direct.registered = &lending;
+
+  std::vector<float> send(kCount * ctx.nranks), recv(kCount * ctx.nranks);
+  memory.declare(send.data(), send.size() * sizeof(float));
+  memory.declare(recv.data(), recv.size() * sizeof(float));
+  void* sendHandle = nullptr;
+  void* recvHandle = nullptr;
+  ctx.checkNccl(ncclCommRegister(comm, send.data(), send.size() * sizeof(float), &sendHandle), "register send");
+  ctx.checkNccl(ncclCommRegister(comm, recv.data(), recv.size() * sizeof(float), &recvHandle), "register recv");
+  waitUntilLent(ctx, comm, send);
+  waitUntilLent(ctx, comm, recv);
+  runAndCheckAll(ctx, comm, send, recv, "registered");
+  const uint64_t resolved = lending.resolvedCount();
+  ctx.check(resolved > 0, "no peer's lent buffer was read");
+  ctx.check(memory.opens == 2 * (ctx.nranks - 1),
+            "opened " + std::to_string(memory.opens) + " peers' entries, not 2 per peer");
+
+  // Deregistering returns once every peer has closed the entry (so the
+  // caller may free it), even while the peers are busy elsewhere (here:
+  // rank 0 deregisters while the others wait for it in an AllReduce).
+  if (ctx.rank == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ctx.checkNccl(ncclCommDeregister(comm, sendHandle), "deregister send");
+  ctx.check(closedCount(send.data()) == ctx.nranks - 1,
+            "deregistering returned while " + std::to_string(ctx.nranks - 1 - closedCount(send.data())) +
+                " peers still mapped the buffer");
+  barrier(ctx, comm);
+  ctx.check(memory.closes == ctx.nranks - 1,
+            "closed " + std::to_string(memory.closes) + " peers' entries, not one per peer");
+
+  // A new buffer takes an entry again (ids are new): peers map it and read it.
+  std::vector<float> send2(kCount * ctx.nranks);
+  memory.declare(send2.data(), send2.size() * sizeof(float));
+  ctx.checkNccl(ncclCommRegister(comm, send2.data(), send2.size() * sizeof(float), &sendHandle), "register send2");
+  waitUntilLent(ctx, comm, send2);
+  runAndCheckAll(ctx, comm, send2, recv, "registered again");
+  ctx.check(lending.resolvedCount() > resolved, "the new buffer was not lent");
+  ctx.check(memory.opens == 3 * (ctx.nranks - 1), "opened " + std::to_string(memory.opens) +
+                                                      " peers' entries, not 3 per peer");
+  barrier(ctx, comm);
+
+  // The old send buffer, no longer registered, is staged: still exact.
+  runAndCheckAll(ctx, comm, send, recv, "deregistered");
+
+  // A buffer that a peer has not mapped yet (its open() is held) is staged,
+  // not lent: every result is still exact, and no lent buffer of rank 0 is
+  // read. Then the peer maps it, and it is lent.
+  std::vector<float> late(kCount * ctx.nranks);
+  void* lateHandle = nullptr;
+  barrier(ctx, comm);
+  if (ctx.rank == 0) {
+    HostExport::holdOpens = true;
+    memory.declare(late.data(), late.size() * sizeof(float));
+    ctx.checkNccl(ncclCommRegister(comm, late.data(), late.size() * sizeof(float), &lateHandle), "register late");
+  }
+  barrier(ctx, comm);
+  const uint64_t before = lending.resolvedCount();
+  std::vector<float> out(kCount);  // not registered: only rank 0's input may be lent
+  // Only AllGather and Broadcast from rank 0 read rank 0's input alone.
+  std::vector<float>& mine = ctx.rank == 0 ? late : send2;
+  for (size_t i = 0; i < mine.size(); ++i) mine[i] = inputOf(ctx.rank, i);
+  if (ctx.checkNccl(ncclBroadcast(mine.data(), out.data(), kCount, ncclFloat32, 0, comm, nullptr), "Broadcast of an unmapped buffer")) {
+    size_t wrong = 0;
+    for (size_t i = 0; i < kCount; ++i) wrong += out[i] != inputOf(0, i);
+    ctx.check(wrong == 0, "Broadcast of an unmapped buffer: " + std::to_string(wrong) + " wrong");
+  }
+  ctx.check(ctx.rank == 0 || lending.resolvedCount() == before,
+            "a buffer a peer had not mapped was lent");
+  barrier(ctx, comm);
+  if (ctx.rank == 0) HostExport::holdOpens = false;
+  if (ctx.rank == 0) waitUntilLent(ctx, comm, late); else barrier(ctx, comm);
+  if (ctx.checkNccl(ncclBroadcast(mine.data(), out.data(), kCount, ncclFloat32, 0, comm, nullptr), "Broadcast of a mapped buffer")) {
+    size_t wrong = 0;
+    for (size_t i = 0; i < kCount; ++i) wrong += out[i] != inputOf(0, i);
+    ctx.check(wrong == 0, "Broadcast of a mapped buffer: " + std::to_string(wrong) + " wrong");
+  }
+  ctx.check(ctx.rank == 0 || lending.resolvedCount() > before, "a mapped buffer was not lent");
+  if (lateHandle != nullptr) ctx.checkNccl(ncclCommDeregister(comm, lateHandle), "deregister late");
+  barrier(ctx, comm);
+  ctx.checkNccl(ncclCommDeregister(comm, sendHandle), "deregister send2");
+  ctx.check(closedCount(send2.data()) == ctx.nranks - 1, "send2 still mapped by a peer");
+  ctx.checkNccl(ncclCommDeregister(comm, recvHandle), "deregister recv");
+  barrier(ctx, comm);
+  comm->direct.registered = nullptr;
+  ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+}
+
+TEST(RegisteredBuffersLent, PeersMapReadAndCloseRegisteredBuffers) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
+  for (int n : {2, 3}) {
+    SCOPED_TRACE(std::to_string(n) + " ranks");
+    auto failures = runRankThreads(n, lendRegisteredBuffers);
+    EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  }
+}
+
+// A registration that runs past its allocation is not lent; the buffer is
+// staged and results are exact.
+TEST(RegisteredBuffersLent, ARegistrationPastItsAllocationIsStaged) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
+  auto failures = runRankThreads(2, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
+    comm->direct.allInThisProcess = false;
+    auto owned = std::make_unique<HostExport>();
+    std::vector<float> send(kCount * ctx.nranks), recv(kCount * ctx.nranks);
+    owned->declare(send.data(), 64);  // the "allocation" is smaller than the registration
+    owned->declare(recv.data(), 64);
+    comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));
+    comm->direct.registered = comm->deviceRegistrations.get();
+    void* handles[2] = {};
+    ctx.checkNccl(ncclCommRegister(comm, send.data(), send.size() * sizeof(float), &handles[0]), "register");
+    ctx.checkNccl(ncclCommRegister(comm, recv.data(), recv.size() * sizeof(float), &handles[1]), "register");
+    barrier(ctx, comm);
+    runAndCheckAll(ctx, comm, send, recv, "past its allocation");
+    ctx.check(comm->deviceRegistrations->resolvedCount() == 0, "a buffer past its allocation was lent");
+    for (void* h : handles) ctx.checkNccl(ncclCommDeregister(comm, h), "deregister");
+    comm->direct.registered = nullptr;
+    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+}  // namespace
