@@ -87,9 +87,12 @@ NCCL_API(ncclResult_t, ncclCommRegister, const ncclComm_t comm, void* buff, size
   *handle = nullptr;
   if (buff == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: buff is NULL", caller);
   if (!comm->onHost()) CHORUS_CHECK(checkDeviceBuffer(comm->cudaDev, buff, caller, "buff"));
+  // Its CUDA calls outside the lock, which the proxy takes.
+  DeviceRegistrations::Export exported;
+  if (comm->deviceRegistrations) exported = comm->deviceRegistrations->exportBuffer(buff);
   std::lock_guard<std::mutex> lock(comm->registrationMutex);
   comm->registrations.push_back(RegisteredBuffer{buff, size});
-  if (comm->deviceRegistrations) comm->deviceRegistrations->add(&comm->registrations.back());
+  if (comm->deviceRegistrations) comm->deviceRegistrations->add(&comm->registrations.back(), exported);
   *handle = &comm->registrations.back();
   return ncclSuccess;
 }

@@ -14,6 +14,8 @@
 namespace chorus {
 namespace {
 
+static_assert(kArenaRegistrations <= 32, "the refused entries of a table are one 32-bit mask");
+
 // Wrap-around comparison of table generations.
 bool reached(uint32_t generation, uint32_t target) {
   return static_cast<int32_t>(generation - target) >= 0;
@@ -31,19 +33,27 @@ DeviceRegistrations::DeviceRegistrations(ncclComm* comm, std::unique_ptr<Exporte
     : comm_(comm),
       memory_(std::move(memory)),
       synced_(static_cast<size_t>(comm->nranks), 0),
-      mappings_(static_cast<size_t>(comm->nranks) * kArenaRegistrations),
-      mapper_([this] { mapLoop(); }) {}
+      failedIds_(static_cast<size_t>(comm->nranks) * kArenaRegistrations, 0),
+      mappings_(static_cast<size_t>(comm->nranks) * kArenaRegistrations) {
+  // Said before the thread reads any table: an owner that retires an entry
+  // after reading 0 here knows this rank never mapped it.
+  __atomic_store_n(&comm_->arena->slot(comm_->rank).mapsRegistrations, 1u, __ATOMIC_SEQ_CST);
+  mapper_ = std::thread([this] { mapLoop(); });
+}
 
 DeviceRegistrations::~DeviceRegistrations() {
   stop_.store(true);
-  futexWakeAll(comm_->arena->registrationChanges());
+  announceChange();  // changes the word, so a thread about to sleep does not
   mapper_.join();
   for (Mapping& mapping : mappings_)
     if (mapping.opened) memory_->close(mapping.base);
+  // Owners that deregister from now on do not wait for this rank.
+  __atomic_store_n(&comm_->arena->slot(comm_->rank).mapsRegistrations, 0u, __ATOMIC_RELEASE);
 }
 
 void DeviceRegistrations::mapLoop() {
   setLogRank(comm_->rank);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with awaitRelease's
   uint32_t* changes = comm_->arena->registrationChanges();
   while (!stop_.load()) {
     const uint32_t seen = __atomic_load_n(changes, __ATOMIC_ACQUIRE);
@@ -59,39 +69,45 @@ void DeviceRegistrations::announceChange() {
   futexWakeAll(comm_->arena->registrationChanges());
 }
 
-void DeviceRegistrations::add(RegisteredBuffer* buffer) {
+DeviceRegistrations::Export DeviceRegistrations::exportBuffer(const void* buffer) {
+  Export exported;
+  exported.ok = memory_->exportAllocation(buffer, &exported.base, &exported.bytes, exported.handle,
+                                          &exported.why);
+  return exported;
+}
+
+void DeviceRegistrations::add(RegisteredBuffer* buffer, const Export& exported) {
   ArenaRankSlot& mine = comm_->arena->slot(comm_->rank);
   int entry = 0;
   while (entry < kArenaRegistrations && mine.registrations[entry].id != 0) ++entry;
-  uintptr_t base = 0;
-  size_t bytes = 0;
-  unsigned char handle[kArenaHandleBytes] = {};
-  const char* why = nullptr;
   const uintptr_t start = reinterpret_cast<uintptr_t>(buffer->buffer);
+  const char* why = exported.why;
   if (entry == kArenaRegistrations)
     why = "every entry of the table is in use";
-  else if (!memory_->exportAllocation(buffer->buffer, &base, &bytes, handle, &why))
-    ;  // why says it
-  else if (start < base || start - base > bytes || buffer->bytes > bytes - (start - base))
+  else if (exported.ok && (start < exported.base || start - exported.base > exported.bytes ||
+                           buffer->bytes > exported.bytes - (start - exported.base)))
     why = "it runs past the end of the allocation that holds it";
+  else if (exported.ok)
+    why = nullptr;
   if (why != nullptr) {
     INFO(kLogReg, "rank %d: registered buffer %p is staged, not lent to peers: %s", comm_->rank,
          buffer->buffer, why);
     return;
   }
   ArenaRegistration& slot = mine.registrations[entry];
-  slot.base = base;
-  slot.bytes = bytes;
-  memcpy(slot.handle, handle, sizeof(handle));
+  __atomic_store_n(&slot.base, static_cast<uint64_t>(exported.base), __ATOMIC_RELAXED);
+  __atomic_store_n(&slot.bytes, static_cast<uint64_t>(exported.bytes), __ATOMIC_RELAXED);
+  memcpy(slot.handle, exported.handle, sizeof(slot.handle));
   if (++generation_ == 0) ++generation_;  // 0 means "none"
   __atomic_store_n(&slot.id, generation_, __ATOMIC_RELEASE);
   __atomic_store_n(&mine.registrationGeneration, generation_, __ATOMIC_RELEASE);
   announceChange();
   buffer->entry = entry;
   buffer->id = generation_;
-  buffer->allocationBase = base;
+  buffer->allocationBase = exported.base;
   INFO(kLogReg, "rank %d: registered buffer %p lent to peers (entry %d, allocation %#llx, %zu bytes)",
-       comm_->rank, buffer->buffer, entry, static_cast<unsigned long long>(base), bytes);
+       comm_->rank, buffer->buffer, entry, static_cast<unsigned long long>(exported.base),
+       exported.bytes);
 }
 
 uint32_t DeviceRegistrations::retire(RegisteredBuffer* buffer) {
@@ -108,19 +124,38 @@ uint32_t DeviceRegistrations::retire(RegisteredBuffer* buffer) {
   return generation_;
 }
 
-bool DeviceRegistrations::peersSynced(uint32_t generation) const {
+bool DeviceRegistrations::lendable(int entry, uint32_t id) const {
+  NodeArena& arena = *comm_->arena;
   for (int peer = 0; peer < comm_->nranks; ++peer) {
     if (peer == comm_->rank) continue;
-    const uint32_t seen = __atomic_load_n(&comm_->arena->synced(peer)[comm_->rank], __ATOMIC_ACQUIRE);
-    if (!reached(seen, generation)) return false;
+    if (__atomic_load_n(&arena.slot(peer).mapsRegistrations, __ATOMIC_ACQUIRE) != 1) return false;
+    const uint32_t seen = __atomic_load_n(&arena.synced(peer)[comm_->rank], __ATOMIC_ACQUIRE);
+    if (!reached(seen, id)) return false;
+    // Stored before `seen`: it describes that generation or a later one.
+    if ((__atomic_load_n(&arena.refused(peer)[comm_->rank], __ATOMIC_RELAXED) >> entry) & 1u)
+      return false;
+  }
+  return true;
+}
+
+bool DeviceRegistrations::released(uint32_t generation) const {
+  NodeArena& arena = *comm_->arena;
+  for (int peer = 0; peer < comm_->nranks; ++peer) {
+    if (peer == comm_->rank) continue;
+    // A peer without a mapping thread (none yet, or its communicator is
+    // gone) maps nothing of ours.
+    if (__atomic_load_n(&arena.slot(peer).mapsRegistrations, __ATOMIC_ACQUIRE) == 0) continue;
+    if (!reached(__atomic_load_n(&arena.synced(peer)[comm_->rank], __ATOMIC_ACQUIRE), generation))
+      return false;
   }
   return true;
 }
 
 void DeviceRegistrations::awaitRelease(uint32_t generation) {
   if (generation == 0) return;
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the retirement before the peers' flags
   const Deadline deadline = Deadline::after(kReleaseSeconds);
-  while (!peersSynced(generation)) {
+  while (!released(generation)) {
     if (deadline.expired() || comm_->abortFlag.load()) {
       WARN("rank %d: a peer still maps a deregistered buffer after %.0f s (is its process "
            "gone, or its GPU busy?); freeing the buffer now is not safe for that peer",
@@ -138,27 +173,24 @@ void DeviceRegistrations::syncPeers() {
     const uint32_t generation =
         __atomic_load_n(&arena.slot(peer).registrationGeneration, __ATOMIC_ACQUIRE);
     if (generation == synced_[peer]) continue;
-    bool mapped = true;
-    for (int entry = 0; entry < kArenaRegistrations && mapped; ++entry)
-      mapped = syncEntry(peer, entry) == ncclSuccess;
-    if (!mapped) {
-      // Not said in the arena: the peer keeps staging what it registered.
-      WARN("rank %d: cannot map a buffer rank %d registered (%s); it stays staged", comm_->rank,
-           peer, lastError().c_str());
-      continue;
-    }
+    uint32_t refused = 0;
+    for (int entry = 0; entry < kArenaRegistrations; ++entry)
+      if (!syncEntry(peer, entry)) refused |= 1u << entry;
     // Entries that changed after `generation` was read may be mapped or
     // not: they carry later ids, which the owner does not lend on this word.
+    __atomic_store_n(&arena.refused(comm_->rank)[peer], refused, __ATOMIC_RELAXED);
     synced_[peer] = generation;
     __atomic_store_n(&arena.synced(comm_->rank)[peer], generation, __ATOMIC_RELEASE);
   }
 }
 
-ncclResult_t DeviceRegistrations::syncEntry(int peer, int index) {
+bool DeviceRegistrations::syncEntry(int peer, int index) {
   const ArenaRegistration& entry = comm_->arena->slot(peer).registrations[index];
-  Mapping& mapping = mappings_[static_cast<size_t>(peer) * kArenaRegistrations + index];
+  const size_t at = static_cast<size_t>(peer) * kArenaRegistrations + index;
+  Mapping& mapping = mappings_[at];
   const uint32_t id = __atomic_load_n(&entry.id, __ATOMIC_ACQUIRE);
-  if (id == mapping.id) return ncclSuccess;
+  if (id == mapping.id) return true;
+  if (id != 0 && id == failedIds_[at]) return false;  // failed already: not tried again
   Mapping old;
   {
     std::lock_guard<std::mutex> lock(mappingsMutex_);
@@ -166,28 +198,32 @@ ncclResult_t DeviceRegistrations::syncEntry(int peer, int index) {
     mapping = Mapping{};
   }
   if (old.opened) memory_->close(old.base);
-  if (id == 0) return ncclSuccess;
+  if (id == 0) return true;
   Mapping fresh;
-  const uintptr_t base = entry.base;
-  fresh.bytes = entry.bytes;
+  const uint64_t base = __atomic_load_n(&entry.base, __ATOMIC_RELAXED);
+  fresh.bytes = __atomic_load_n(&entry.bytes, __ATOMIC_RELAXED);
   unsigned char handle[kArenaHandleBytes];
   memcpy(handle, entry.handle, sizeof(handle));
   __atomic_thread_fence(__ATOMIC_ACQUIRE);
   // Changed while we read it: the fields may be torn. It has a later id now,
-  // and the next sync maps that.
-  if (__atomic_load_n(&entry.id, __ATOMIC_RELAXED) != id) return ncclSuccess;
+  // which the generation read before does not cover; the next sync maps it.
+  if (__atomic_load_n(&entry.id, __ATOMIC_RELAXED) != id) return true;
   if (sameProcess(comm_->peers[peer], comm_->peers[comm_->rank])) {
     // A handle does not open in the process that made it; the pointer is
     // good as it is (device communicators enabled peer access at init).
     fresh.base = reinterpret_cast<char*>(base);
-  } else {
-    CHORUS_CHECK(memory_->open(handle, &fresh.base));
+  } else if (memory_->open(handle, &fresh.base) == ncclSuccess) {
     fresh.opened = true;
+  } else {
+    failedIds_[at] = id;
+    WARN("rank %d: cannot map a buffer rank %d registered (%s); it stays staged", comm_->rank,
+         peer, lastError().c_str());
+    return false;
   }
   fresh.id = id;
   std::lock_guard<std::mutex> lock(mappingsMutex_);
   mapping = fresh;
-  return ncclSuccess;
+  return true;
 }
 
 ArenaBufferRef DeviceRegistrations::find(const void* buffer, size_t bytes) {
@@ -197,8 +233,9 @@ ArenaBufferRef DeviceRegistrations::find(const void* buffer, size_t bytes) {
     const uintptr_t start = reinterpret_cast<uintptr_t>(r.buffer);
     if (r.entry < 0 || begin < start || begin - start > r.bytes || bytes > r.bytes - (begin - start))
       continue;
-    // Lent only once every peer has mapped it.
-    if (!peersSynced(r.id)) return ArenaBufferRef{};
+    // Lent only once every peer has mapped it (another registration that
+    // holds it may be).
+    if (!lendable(r.entry, r.id)) continue;
     return ArenaBufferRef{static_cast<uint32_t>(r.entry), r.id, begin - r.allocationBase};
   }
   return ArenaBufferRef{};

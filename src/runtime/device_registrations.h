@@ -13,9 +13,9 @@
 // blocked in one of those kernels' streams). An operation lends its input
 // or output when it lies in a registered buffer that every peer has
 // mapped: its line names the entry instead of staging a copy, and peers
-// read it in place. Deregistering clears the entry and waits (up to
-// kReleaseSeconds) until every peer has closed it, so that the caller may
-// free the memory.
+// read it in place; an entry a peer cannot map is never lent. Deregistering
+// clears the entry and waits (up to kReleaseSeconds) until every peer that
+// maps registrations has closed it, so that the caller may free the memory.
 //
 // NCCL_LOCAL_REGISTER=0 turns it off.
 #pragma once
@@ -57,19 +57,34 @@ std::unique_ptr<ExportedMemory> cudaIpcMemory(int device, int rank);
 class DeviceRegistrations final : public RegisteredBuffers {
  public:
   DeviceRegistrations(ncclComm* comm, std::unique_ptr<ExportedMemory> memory);
-  ~DeviceRegistrations() override;  // closes the mappings of peers' entries
+  // Stops the mapping thread, closes its mappings, then tells the owners
+  // that this rank maps nothing any more.
+  ~DeviceRegistrations() override;
   DeviceRegistrations(const DeviceRegistrations&) = delete;
   DeviceRegistrations& operator=(const DeviceRegistrations&) = delete;
 
+  // What ncclCommRegister learns about a buffer before it takes the
+  // registration lock (the CUDA calls happen here, not under the lock that
+  // the proxy's find() takes).
+  struct Export {
+    bool ok = false;
+    const char* why = nullptr;  // when not ok
+    uintptr_t base = 0;
+    size_t bytes = 0;
+    unsigned char handle[kArenaHandleBytes] = {};
+  };
+  Export exportBuffer(const void* buffer);
   // ncclCommRegister, under comm->registrationMutex: gives `buffer` an entry
   // of this rank's table. A buffer that cannot be lent (a full table, memory
-  // that cannot be exported) gets none and is staged as before.
-  void add(RegisteredBuffer* buffer);
+  // that cannot be exported, a range past its allocation) gets none and is
+  // staged as before.
+  void add(RegisteredBuffer* buffer, const Export& exported);
   // ncclCommDeregister, under comm->registrationMutex: clears its entry.
   // Returns the generation to pass to awaitRelease (0: nothing to wait for).
   uint32_t retire(RegisteredBuffer* buffer);
-  // Without the mutex: waits up to kReleaseSeconds until every peer has
-  // mapped `generation` of this rank's table (so closed the retired entry).
+  // Without the mutex: waits up to kReleaseSeconds until every peer that
+  // maps registrations has mapped `generation` of this rank's table (so
+  // closed the retired entry); warns when one has not.
   void awaitRelease(uint32_t generation);
 
   ArenaBufferRef find(const void* buffer, size_t bytes) override;
@@ -91,24 +106,30 @@ class DeviceRegistrations final : public RegisteredBuffers {
   // The mapping thread: syncPeers whenever a table changes.
   void mapLoop();
   // Maps entries peers added, closes those they cleared, and says so in
-  // the arena (mapping thread).
+  // the arena, with the entries it could not map (mapping thread).
   void syncPeers();
-  // Brings peer's entry `entry` up to date (mapping thread).
-  ncclResult_t syncEntry(int peer, int entry);
+  // Brings peer's entry `entry` up to date; false when it cannot be mapped
+  // (mapping thread).
+  bool syncEntry(int peer, int entry);
   // After a change of this rank's table: wakes the peers' mapping threads.
   void announceChange();
-  // Whether every peer has mapped this rank's table up to `generation`.
-  bool peersSynced(uint32_t generation) const;
+  // Whether every peer maps entry `entry` with id `id` of this rank's table.
+  bool lendable(int entry, uint32_t id) const;
+  // Whether every peer that maps registrations has mapped `generation`.
+  bool released(uint32_t generation) const;
 
   ncclComm* comm_;
   std::unique_ptr<ExportedMemory> memory_;
   uint32_t generation_ = 0;          // of this rank's table (registrationMutex)
-  std::vector<uint32_t> synced_;     // per peer: its generation mapped here (mapping thread)
+  // Mapping thread only: per peer, its generation mapped here; per peer
+  // and entry, the id that could not be opened (not retried).
+  std::vector<uint32_t> synced_;
+  std::vector<uint32_t> failedIds_;
   std::mutex mappingsMutex_;         // mappings_: written by syncPeers, read by resolve
   std::vector<Mapping> mappings_;    // [peer * kArenaRegistrations + entry]
   std::atomic<uint64_t> resolved_{0};
   std::atomic<bool> stop_{false};
-  std::thread mapper_;  // last: it starts once the rest is set
+  std::thread mapper_;
 };
 
 // Whether ncclCommRegister lends device buffers to peers (NCCL_LOCAL_REGISTER).

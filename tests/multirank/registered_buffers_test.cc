@@ -36,10 +36,11 @@ int closedCount(const void* allocation) {
 
 // Host memory shown to "other processes": allocations the test declares;
 // a handle is the allocation's address. While `holdOpens` is set, open()
-// waits (a peer slow to map).
+// waits (a peer slow to map); the allocation at `refuse` does not open.
 class HostExport final : public chorus::ExportedMemory {
  public:
   static inline std::atomic<bool> holdOpens{false};
+  static inline std::atomic<uintptr_t> refuse{0};
 
   void declare(const void* base, size_t bytes) { allocations_.push_back({base, bytes}); }
   bool exportAllocation(const void* buffer, uintptr_t* base, size_t* bytes,
@@ -62,6 +63,7 @@ class HostExport final : public chorus::ExportedMemory {
     while (holdOpens.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     uintptr_t address = 0;
     memcpy(&address, handle, sizeof(address));
+    if (address == refuse.load()) return ncclSystemError;
     *mapped = reinterpret_cast<char*>(address);
     ++opens;
     return ncclSuccess;
@@ -173,13 +175,24 @@ void lendRegisteredBuffers(RankContext& ctx) {
             "opened " + std::to_string(memory.opens) + " peers' entries, not 2 per peer");
 
   // Deregistering returns once every peer has closed the entry (so the
-  // caller may free it), even while the peers are busy elsewhere (here:
-  // rank 0 deregisters while the others wait for it in an AllReduce).
-  if (ctx.rank == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ctx.checkNccl(ncclCommDeregister(comm, sendHandle), "deregister send");
-  ctx.check(closedCount(send.data()) == ctx.nranks - 1,
-            "deregistering returned while " + std::to_string(ctx.nranks - 1 - closedCount(send.data())) +
-                " peers still mapped the buffer");
+  // caller may free it), even while the peers are busy elsewhere: rank 0
+  // deregisters while the others wait for it in an AllReduce; their
+  // mapping threads close it.
+  const int closedBefore = closedCount(send.data());
+  if (ctx.rank == 0) {
+    const auto began = std::chrono::steady_clock::now();
+    ctx.checkNccl(ncclCommDeregister(comm, sendHandle), "deregister send");
+    ctx.check(std::chrono::steady_clock::now() - began < std::chrono::seconds(1),
+              "deregistering waited for peers busy in an AllReduce");
+    barrier(ctx, comm);
+  } else {
+    barrier(ctx, comm);
+    ctx.checkNccl(ncclCommDeregister(comm, sendHandle), "deregister send");
+  }
+  const int peersClosed = closedCount(send.data()) - closedBefore;
+  ctx.check(peersClosed == ctx.nranks - 1, "deregistering returned while " +
+                                               std::to_string(ctx.nranks - 1 - peersClosed) +
+                                               " peers still mapped the buffer");
   barrier(ctx, comm);
   ctx.check(memory.closes == ctx.nranks - 1,
             "closed " + std::to_string(memory.closes) + " peers' entries, not one per peer");
@@ -204,6 +217,9 @@ void lendRegisteredBuffers(RankContext& ctx) {
   std::vector<float> late(kCount * ctx.nranks);
   void* lateHandle = nullptr;
   barrier(ctx, comm);
+  struct ReleaseOpens {  // also when a check fails below
+    ~ReleaseOpens() { HostExport::holdOpens = false; }
+  } releaseOpens;
   if (ctx.rank == 0) {
     HostExport::holdOpens = true;
     memory.declare(late.data(), late.size() * sizeof(float));
@@ -233,8 +249,9 @@ void lendRegisteredBuffers(RankContext& ctx) {
   ctx.check(ctx.rank == 0 || lending.resolvedCount() > before, "a mapped buffer was not lent");
   if (lateHandle != nullptr) ctx.checkNccl(ncclCommDeregister(comm, lateHandle), "deregister late");
   barrier(ctx, comm);
+  const int send2Closed = closedCount(send2.data());
   ctx.checkNccl(ncclCommDeregister(comm, sendHandle), "deregister send2");
-  ctx.check(closedCount(send2.data()) == ctx.nranks - 1, "send2 still mapped by a peer");
+  ctx.check(closedCount(send2.data()) - send2Closed == ctx.nranks - 1, "send2 still mapped by a peer");
   ctx.checkNccl(ncclCommDeregister(comm, recvHandle), "deregister recv");
   barrier(ctx, comm);
   comm->direct.registered = nullptr;
@@ -273,6 +290,93 @@ TEST(RegisteredBuffersLent, ARegistrationPastItsAllocationIsStaged) {
     runAndCheckAll(ctx, comm, send, recv, "past its allocation");
     ctx.check(comm->deviceRegistrations->resolvedCount() == 0, "a buffer past its allocation was lent");
     for (void* h : handles) ctx.checkNccl(ncclCommDeregister(comm, h), "deregister");
+    comm->direct.registered = nullptr;
+    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// Installs a HostExport lender on a host communicator made to run staged
+// rounds, with peers that look like other processes.
+HostExport& lendThroughHost(RankContext& ctx, ncclComm_t comm) {
+  comm->direct.allInThisProcess = false;
+  for (int r = 0; r < ctx.nranks; ++r)
+    if (r != ctx.rank) comm->peers[r].pid += 1000000 + r;
+  auto owned = std::make_unique<HostExport>();
+  HostExport& memory = *owned;
+  comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));
+  comm->direct.registered = comm->deviceRegistrations.get();
+  return memory;
+}
+
+// A buffer that a peer cannot map is never lent; the owner's other buffers
+// still are, and deregistering either does not wait.
+TEST(RegisteredBuffersLent, ABufferAPeerCannotMapIsStagedAndOthersAreLent) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
+  auto failures = runRankThreads(3, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
+    HostExport& memory = lendThroughHost(ctx, comm);
+    std::vector<float> bad(kCount * ctx.nranks), good(kCount * ctx.nranks), recv(kCount * ctx.nranks);
+    memory.declare(bad.data(), bad.size() * sizeof(float));
+    memory.declare(good.data(), good.size() * sizeof(float));
+    void* handles[2] = {};
+    if (ctx.rank == 0) HostExport::refuse = reinterpret_cast<uintptr_t>(bad.data());
+    barrier(ctx, comm);
+    if (ctx.rank == 0) {
+      ctx.checkNccl(ncclCommRegister(comm, bad.data(), bad.size() * sizeof(float), &handles[0]), "register bad");
+      ctx.checkNccl(ncclCommRegister(comm, good.data(), good.size() * sizeof(float), &handles[1]), "register good");
+      waitUntilLent(ctx, comm, good);
+      ctx.check(comm->deviceRegistrations->find(bad.data(), 64).id == 0, "a buffer peers cannot map is lent");
+    } else {
+      barrier(ctx, comm);
+    }
+    runAndCheckAll(ctx, comm, bad, recv, "a buffer peers cannot map");
+    const uint64_t before = comm->deviceRegistrations->resolvedCount();
+    runAndCheckAll(ctx, comm, ctx.rank == 0 ? good : bad, recv, "a buffer peers map");
+    ctx.check(ctx.rank == 0 || comm->deviceRegistrations->resolvedCount() > before,
+              "rank 0's mappable buffer was not lent");
+    const auto began = std::chrono::steady_clock::now();
+    for (void* h : handles)
+      if (h != nullptr) ctx.checkNccl(ncclCommDeregister(comm, h), "deregister");
+    ctx.check(std::chrono::steady_clock::now() - began < std::chrono::seconds(1),
+              "deregistering waited for peers that could not map the buffer");
+    barrier(ctx, comm);
+    HostExport::refuse = 0;
+    comm->direct.registered = nullptr;
+    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A rank whose peer has destroyed its communicator deregisters without
+// waiting for it.
+TEST(RegisteredBuffersLent, DeregisteringDoesNotWaitForAPeerThatIsGone) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
+  std::atomic<bool> peerGone{false};
+  auto failures = runRankThreads(2, [&peerGone](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
+    HostExport& memory = lendThroughHost(ctx, comm);
+    std::vector<float> send(kCount * ctx.nranks);
+    memory.declare(send.data(), send.size() * sizeof(float));
+    void* handle = nullptr;
+    ctx.checkNccl(ncclCommRegister(comm, send.data(), send.size() * sizeof(float), &handle), "register");
+    waitUntilLent(ctx, comm, send);
+    if (ctx.rank == 1) {
+      ctx.checkNccl(ncclCommDeregister(comm, handle), "deregister");
+      comm->direct.registered = nullptr;
+      ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+      peerGone = true;
+      return;
+    }
+    while (!peerGone) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const auto began = std::chrono::steady_clock::now();
+    ctx.checkNccl(ncclCommDeregister(comm, handle), "deregister");
+    ctx.check(std::chrono::steady_clock::now() - began < std::chrono::seconds(1),
+              "deregistering waited for a peer whose communicator is gone");
     comm->direct.registered = nullptr;
     ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
   });

@@ -27,7 +27,7 @@ ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t 
   arena->nranks_ = nranks;
   const size_t slotBytes = roundUp64(sizeof(ArenaRankSlot) * static_cast<size_t>(nranks));
   const size_t syncedBytes =
-      roundUp64(sizeof(uint32_t) * (static_cast<size_t>(nranks) * static_cast<size_t>(nranks) + 1));
+      roundUp64(sizeof(uint32_t) * (2 * static_cast<size_t>(nranks) * static_cast<size_t>(nranks) + 1));
   const size_t bytes = slotBytes + syncedBytes +
                        arena->stageBytes_ * kArenaParities * static_cast<size_t>(nranks);
 

@@ -95,6 +95,9 @@ struct alignas(64) ArenaRankSlot {
   ArenaRegistration registrations[kArenaRegistrations];  // written by the owner only
   // Release-stored by the owner after each change of its table.
   alignas(64) uint32_t registrationGeneration;
+  // 1 while this rank has a thread that maps its peers' tables; 0 before
+  // and after (lending needs every peer's; releasing waits for none gone).
+  uint32_t mapsRegistrations;
 };
 
 class NodeArena {
@@ -112,9 +115,14 @@ class NodeArena {
   // synced(reader)[owner]: the generation of owner's registration table
   // that `reader` has mapped (written by `reader` only).
   uint32_t* synced(int reader) const { return synced_ + static_cast<size_t>(reader) * nranks_; }
+  // refused(reader)[owner]: bit e set when `reader` could not map entry e
+  // of owner's table as it is now (stored before the synced generation).
+  uint32_t* refused(int reader) const {
+    return synced_ + (static_cast<size_t>(nranks_) + reader) * nranks_;
+  }
   // Bumped (and futex-woken) by any rank after it changes its table, so
   // that the others' mapping threads need not poll.
-  uint32_t* registrationChanges() const { return synced_ + static_cast<size_t>(nranks_) * nranks_; }
+  uint32_t* registrationChanges() const { return synced_ + 2 * static_cast<size_t>(nranks_) * nranks_; }
 
  private:
   ShmMapping mapping_;
