@@ -142,6 +142,19 @@ void waitUntilLent(RankContext& ctx, ncclComm_t comm, const std::vector<float>& 
   barrier(ctx, comm);
 }
 
+// Installs a HostExport lender on a host communicator made to run staged
+// rounds, with peers that look like other processes.
+HostExport& lendThroughHost(RankContext& ctx, ncclComm_t comm) {
+  comm->direct.allInThisProcess = false;
+  for (int r = 0; r < ctx.nranks; ++r)
+    if (r != ctx.rank) comm->peers[r].pid += 1000000 + r;
+  auto owned = std::make_unique<HostExport>();
+  HostExport& memory = *owned;
+  comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));
+  comm->direct.registered = comm->deviceRegistrations.get();
+  return memory;
+}
+
 void lendRegisteredBuffers(RankContext& ctx) {
   ncclComm_t comm = nullptr;
   if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
@@ -149,15 +162,8 @@ void lendRegisteredBuffers(RankContext& ctx) {
     ncclCommDestroy(comm);
     return;
   }
-  // Staged rounds, and peers that look like other processes.
-  comm->direct.allInThisProcess = false;
-  for (int r = 0; r < ctx.nranks; ++r)
-    if (r != ctx.rank) comm->peers[r].pid += 1000000 + r;
-  auto owned = std::make_unique<HostExport>();
-  HostExport& memory = *owned;
-  comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));
+  HostExport& memory = lendThroughHost(ctx, comm);
   chorus::DeviceRegistrations& lending = *comm->deviceRegistrations;
-  comm->direct.registered = &lending;
 
   std::vector<float> send(kCount * ctx.nranks), recv(kCount * ctx.nranks);
   memory.declare(send.data(), send.size() * sizeof(float));
@@ -294,19 +300,6 @@ TEST(RegisteredBuffersLent, ARegistrationPastItsAllocationIsStaged) {
     ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
-}
-
-// Installs a HostExport lender on a host communicator made to run staged
-// rounds, with peers that look like other processes.
-HostExport& lendThroughHost(RankContext& ctx, ncclComm_t comm) {
-  comm->direct.allInThisProcess = false;
-  for (int r = 0; r < ctx.nranks; ++r)
-    if (r != ctx.rank) comm->peers[r].pid += 1000000 + r;
-  auto owned = std::make_unique<HostExport>();
-  HostExport& memory = *owned;
-  comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));
-  comm->direct.registered = comm->deviceRegistrations.get();
-  return memory;
 }
 
 // A buffer that a peer cannot map is never lent; the owner's other buffers
