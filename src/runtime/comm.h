@@ -32,6 +32,10 @@ struct PeerInfo {
   int64_t pid;
 };
 
+inline bool sameProcess(const PeerInfo& a, const PeerInfo& b) {
+  return a.hostHash == b.hostHash && a.pid == b.pid;
+}
+
 // How a communicator is brought up; kept so that deferred (group) and
 // background (non-blocking) inits run the same code.
 struct InitRequest {

@@ -21,10 +21,6 @@ bool reached(uint32_t generation, uint32_t target) {
   return static_cast<int32_t>(generation - target) >= 0;
 }
 
-bool sameProcess(const PeerInfo& a, const PeerInfo& b) {
-  return a.hostHash == b.hostHash && a.pid == b.pid;
-}
-
 }  // namespace
 
 bool localRegistrationEnabled() { return settingInt("NCCL_LOCAL_REGISTER") != 0; }

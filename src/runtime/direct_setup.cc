@@ -41,13 +41,9 @@ int usableCpus() {
 bool oneDeviceInThisProcess(const ncclComm* comm) {
   const PeerInfo& self = comm->peers[comm->rank];
   for (const PeerInfo& peer : comm->peers)
-    if (peer.hostHash == self.hostHash && peer.pid == self.pid && peer.cudaDev != self.cudaDev)
+    if (sameProcess(peer, self) && peer.cudaDev != self.cudaDev)
       return false;
   return true;
-}
-
-bool sameProcess(const PeerInfo& a, const PeerInfo& b) {
-  return a.hostHash == b.hostHash && a.pid == b.pid;
 }
 
 // Whether every rank shares this rank's host (and, with `process`, its process).

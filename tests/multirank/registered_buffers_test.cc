@@ -282,13 +282,10 @@ TEST(RegisteredBuffersLent, ARegistrationPastItsAllocationIsStaged) {
   auto failures = runRankThreads(2, [](RankContext& ctx) {
     ncclComm_t comm = nullptr;
     if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
-    comm->direct.allInThisProcess = false;
-    auto owned = std::make_unique<HostExport>();
+    HostExport& memory = lendThroughHost(ctx, comm);
     std::vector<float> send(kCount * ctx.nranks), recv(kCount * ctx.nranks);
-    owned->declare(send.data(), 64);  // the "allocation" is smaller than the registration
-    owned->declare(recv.data(), 64);
-    comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));
-    comm->direct.registered = comm->deviceRegistrations.get();
+    memory.declare(send.data(), 64);  // the "allocation" is smaller than the registration
+    memory.declare(recv.data(), 64);
     void* handles[2] = {};
     ctx.checkNccl(ncclCommRegister(comm, send.data(), send.size() * sizeof(float), &handles[0]), "register");
     ctx.checkNccl(ncclCommRegister(comm, recv.data(), recv.size() * sizeof(float), &handles[1]), "register");
