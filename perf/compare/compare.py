@@ -398,13 +398,15 @@ def plot(args, runs, libs):
     term = "pngcairo size 1500,1900 font 'sans,10'" if "pngcairo" in terms else "png size 1500,1900"
     png = args.out / "busbw.png"
     colors = {"chorus": "#d62728", "openmpi": "#1f77b4", "mpich": "#2ca02c", "gloo": "#9467bd"}
+    # A size is rounded up to one float per rank: 8 B of AllGather with 4 ranks is 16 B.
+    right = max([args.largest] + [r["bytes"] for run in runs for r in run.results]) * 1.3
     tics = ", ".join(f'"{fmt_bytes(1 << p).replace(" ", "")}" {1 << p}' for p in range(3, 31, 3))
     lines = [f"set terminal {term}", f"set output '{png}'",
              f"set multiplot layout {len(args.ops)},{len(args.ranks)} title "
              f"'Chorus vs Open MPI, MPICH, Gloo: busbw (GB/s) vs size, host memory, {os.cpu_count()} cores"
              f"{' (quick)' if args.quick else ''}' font 'sans,13'",
              "set logscale x 2", "set grid", "set key top left", "set xlabel 'bytes'",
-             "set ylabel 'busbw (GB/s)'", f"set xtics ({tics})", f"set xrange [6:{args.largest * 1.3:.0f}]",
+             "set ylabel 'busbw (GB/s)'", f"set xtics ({tics})", f"set xrange [6:{right:.0f}]",
              "set yrange [0:*]", "set style data linespoints"]
     for op in args.ops:
         for n in args.ranks:
