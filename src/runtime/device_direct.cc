@@ -113,14 +113,25 @@ ncclResult_t mapPeerAllocations(ncclComm* comm, void* own, std::vector<char*>* b
   return ncclSuccess;
 }
 
-DeviceStaging::~DeviceStaging() {
-  if (device < 0) return;
+void releasePeerAllocations(void* own, const std::vector<void*>& opened,
+                            const AllocationRelease& release, int rank, const char* what) {
   // Errors are ignored: this runs while a communicator is torn down, maybe
   // after a failure, and nothing is left to report them to.
-  DeviceGuard onDevice(device);
   for (void* mapped : opened) cudaIpcCloseMemHandle(mapped);
+  release.closedPeers();
+  if (own == nullptr) return;
+  if (release.peersClosed(AllocationRelease::kWaitSeconds))
+    cudaFree(own);
+  else
+    WARN("rank %d: a peer still maps %s after %.0f s (is it stuck, or did it never destroy its "
+         "communicator?): the memory is kept, not freed", rank, what, AllocationRelease::kWaitSeconds);
+}
+
+DeviceStaging::~DeviceStaging() {
+  if (device < 0) return;
+  DeviceGuard onDevice(device);
+  releasePeerAllocations(own, opened, release, rank, "this rank's device staging areas");
   if (registered != nullptr) cudaHostUnregister(registered);
-  if (own != nullptr) cudaFree(own);
   if (scratch != nullptr) cudaFree(scratch);
   cudaGetLastError();
 }
@@ -128,6 +139,8 @@ DeviceStaging::~DeviceStaging() {
 ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p) {
   auto staging = std::make_unique<DeviceStaging>();
   staging->device = comm->cudaDev;
+  staging->rank = comm->rank;
+  staging->release = AllocationRelease::of(comm, SharedAllocation::DirectStaging);
   const int rank = comm->rank;
   DirectState& state = comm->direct;
   std::vector<char*> areas(static_cast<size_t>(comm->nranks) * kArenaParities);

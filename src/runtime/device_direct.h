@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "nccl.h"
+#include "runtime/allocation_release.h"
 
 struct ncclComm;
 
@@ -29,6 +30,8 @@ struct DeviceStaging {
   std::vector<void*> opened;          // peers' staging areas mapped through CUDA IPC
   void* registered = nullptr;         // the arena's staging, registered with CUDA
   void* scratch = nullptr;            // the reduction accumulator, in GPU memory
+  int rank = 0;
+  AllocationRelease release;          // when `own` may be freed
   DeviceStaging() = default;
   DeviceStaging(const DeviceStaging&) = delete;
   DeviceStaging& operator=(const DeviceStaging&) = delete;
@@ -44,6 +47,13 @@ bool deviceP2pEnabled();
 // is within this process (with peer access enabled across devices).
 ncclResult_t mapPeerAllocations(ncclComm* comm, void* own, std::vector<char*>* bases,
                                 std::vector<void*>* opened);
+
+// Teardown of memory made by cudaMalloc and reached by peers (`own`) and of
+// the peers' memory this rank mapped (`opened`), on the current device:
+// closes `opened`, says so, and frees `own` once every peer has said so too
+// (else keeps it, with a warning: freeing it then is undefined for them).
+void releasePeerAllocations(void* own, const std::vector<void*>& opened,
+                            const AllocationRelease& release, int rank, const char* what);
 
 // Collective over the communicator: fills comm->direct's staging pointers,
 // scratch and round size for device buffers. The node arena is open (with

@@ -38,6 +38,18 @@ DeviceRegistrations::DeviceRegistrations(ncclComm* comm, std::unique_ptr<Exporte
 }
 
 DeviceRegistrations::~DeviceRegistrations() {
+  // Buffers still registered are deregistered, as ncclCommDestroy does in
+  // NCCL: once it returns the caller may free them, so peers must have
+  // closed them first. Their mapping threads run until their own
+  // communicators go (each rank retires and waits here before it stops its
+  // thread), and those already gone map nothing.
+  uint32_t retired = 0;
+  {
+    std::lock_guard<std::mutex> lock(comm_->registrationMutex);
+    for (RegisteredBuffer& buffer : comm_->registrations)
+      if (const uint32_t generation = retire(&buffer)) retired = generation;
+  }
+  awaitRelease(retired);
   stop_.store(true);
   announceChange();  // changes the word, so a thread about to sleep does not
   mapper_.join();

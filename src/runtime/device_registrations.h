@@ -57,8 +57,10 @@ std::unique_ptr<ExportedMemory> cudaIpcMemory(int device, int rank);
 class DeviceRegistrations final : public RegisteredBuffers {
  public:
   DeviceRegistrations(ncclComm* comm, std::unique_ptr<ExportedMemory> memory);
-  // Stops the mapping thread, closes its mappings, then tells the owners
-  // that this rank maps nothing any more.
+  // Retires the entries of buffers still registered and waits until peers
+  // have closed them (as ncclCommDeregister does), stops the mapping
+  // thread, closes its mappings, then tells the owners that this rank maps
+  // nothing any more.
   ~DeviceRegistrations() override;
   DeviceRegistrations(const DeviceRegistrations&) = delete;
   DeviceRegistrations& operator=(const DeviceRegistrations&) = delete;

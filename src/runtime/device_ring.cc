@@ -114,6 +114,7 @@ ncclResult_t DeviceRing::create(ncclComm* comm, int nChannels, std::unique_ptr<D
     }
     if (nChannels == 0) return ncclSuccess;
     const size_t bytes = layout.bytes() * static_cast<size_t>(nChannels);
+    ring->release_ = AllocationRelease::of(comm, SharedAllocation::RingFifos);
     CHORUS_CHECK(cudaCheck(cudaMalloc(&ring->own_, bytes), "cudaMalloc of the ring FIFOs", rank));
     CHORUS_CHECK(zeroFill(ring->own_, bytes, rank));
     std::vector<char*> bases;
@@ -137,8 +138,7 @@ DeviceRing::~DeviceRing() {
   // Errors are ignored: this runs while a communicator is torn down, and
   // nothing is left to report them to.
   DeviceGuard onDevice(device_);
-  for (void* mapped : opened_) cudaIpcCloseMemHandle(mapped);
-  if (own_ != nullptr) cudaFree(own_);
+  releasePeerAllocations(own_, opened_, release_, rank_, "this rank's ring FIFOs");
   cudaGetLastError();
 }
 

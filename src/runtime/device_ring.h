@@ -17,6 +17,7 @@
 
 #include "device/ring_kernel.h"
 #include "nccl.h"
+#include "runtime/allocation_release.h"
 #include "runtime/op.h"
 #include "runtime/protocol_setting.h"
 
@@ -55,6 +56,7 @@ class DeviceRing {
   ProtocolChoice protocols_;  // NCCL_PROTO, the same on every rank
   void* own_ = nullptr;         // this rank's FIFO memory (cudaMalloc)
   std::vector<void*> opened_;   // neighbours' memory mapped through CUDA IPC
+  AllocationRelease release_;   // when own_ may be freed
   RingLinks links_[kRingKernelMaxChannels] = {};
 };
 

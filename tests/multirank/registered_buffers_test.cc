@@ -373,4 +373,45 @@ TEST(RegisteredBuffersLent, DeregisteringDoesNotWaitForAPeerThatIsGone) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// ncclCommDestroy deregisters what is still registered: it returns once
+// every peer has closed the rank's buffers (so the caller may free them),
+// while those peers' communicators live on.
+TEST(RegisteredBuffersLent, DestroyClosesPeersMappingsOfBuffersStillRegistered) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
+  std::atomic<bool> ownerGone{false};
+  auto failures = runRankThreads(3, [&ownerGone](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
+    HostExport& memory = lendThroughHost(ctx, comm);
+    std::vector<float> send(kCount * ctx.nranks);
+    memory.declare(send.data(), send.size() * sizeof(float));
+    void* handle = nullptr;
+    if (ctx.rank == 0) {
+      ctx.checkNccl(ncclCommRegister(comm, send.data(), send.size() * sizeof(float), &handle), "register");
+      waitUntilLent(ctx, comm, send);
+      const int closedBefore = closedCount(send.data());
+      const auto began = std::chrono::steady_clock::now();
+      comm->direct.registered = nullptr;
+      ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy with a buffer still registered");
+      ctx.check(std::chrono::steady_clock::now() - began < std::chrono::seconds(1),
+                "destroy waited for peers whose mapping threads run");
+      const int peersClosed = closedCount(send.data()) - closedBefore;
+      ctx.check(peersClosed == ctx.nranks - 1,
+                "ncclCommDestroy returned while " + std::to_string(ctx.nranks - 1 - peersClosed) +
+                    " peers still mapped a buffer registered on it");
+      ownerGone = true;
+      return;
+    }
+    barrier(ctx, comm);  // the one in rank 0's waitUntilLent
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!ownerGone && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ctx.check(ownerGone, "rank 0 did not destroy its communicator within 30 s");
+    comm->direct.registered = nullptr;
+    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 }  // namespace

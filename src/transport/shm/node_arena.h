@@ -98,6 +98,9 @@ struct alignas(64) ArenaRankSlot {
   // 1 while this rank has a thread that maps its peers' tables; 0 before
   // and after (lending needs every peer's; releasing waits for none gone).
   uint32_t mapsRegistrations;
+  // Bit k set (by the owner, at teardown) once this rank no longer maps or
+  // reads any peer's memory of kind k (runtime/allocation_release.h).
+  uint32_t closedAllocations;
 };
 
 class NodeArena {

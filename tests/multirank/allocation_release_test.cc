@@ -1,0 +1,94 @@
+// AllocationRelease (runtime/allocation_release.h): an owner frees memory its
+// peers reach only once each has said, in the node arena, that it no longer
+// maps it; it does not wait for a peer whose process is gone, and gives up
+// (keeps the memory) when a live peer never says so. Ranks on threads over
+// a host communicator's real arena.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "harness/ranks.h"
+#include "runtime/allocation_release.h"
+#include "runtime/comm.h"
+
+using namespace chorus::test;
+using chorus::AllocationRelease;
+using chorus::SharedAllocation;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+ncclComm_t initWithArena(RankContext& ctx) {
+  ncclComm_t comm = nullptr;
+  if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank"))
+    return nullptr;
+  if (!ctx.check(comm->arena != nullptr, "no node arena")) {
+    ncclCommDestroy(comm);
+    return nullptr;
+  }
+  return comm;
+}
+
+void barrier(RankContext& ctx, ncclComm_t comm) {
+  float one = 1;
+  ctx.checkNccl(ncclAllReduce(&one, &one, 1, ncclFloat32, ncclSum, comm, nullptr), "barrier");
+}
+
+// Every rank but the last closes at once; the last closes 200 ms later.
+// No one's wait ends before the last rank has closed, and every wait ends.
+TEST(AllocationRelease, OwnersWaitUntilEveryPeerHasClosed) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  for (int n : {2, 3}) {
+    SCOPED_TRACE(std::to_string(n) + " ranks");
+    std::atomic<bool> lastClosed{false};
+    auto failures = runRankThreads(n, [&lastClosed](RankContext& ctx) {
+      ncclComm_t comm = initWithArena(ctx);
+      if (comm == nullptr) return;
+      const AllocationRelease release = AllocationRelease::of(comm, SharedAllocation::DirectStaging);
+      barrier(ctx, comm);
+      if (ctx.rank == ctx.nranks - 1) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        lastClosed = true;
+      }
+      release.closedPeers();
+      ctx.check(release.peersClosed(10), "a wait for peers that all closed gave up");
+      ctx.check(lastClosed.load(), "a wait ended before the last peer had closed");
+      // The other kind is a separate bit: no one has closed it.
+      const AllocationRelease fifos = AllocationRelease::of(comm, SharedAllocation::RingFifos);
+      ctx.check(!fifos.peersClosed(0.05), "closing one kind closed the other too");
+      barrier(ctx, comm);
+      ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+    });
+    EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  }
+}
+
+// A live peer that never closes: the owner gives up after its bound and
+// must keep the memory. A peer whose process is gone is not waited for.
+TEST(AllocationRelease, GivesUpOnASilentPeerAndSkipsAGoneOne) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  auto failures = runRankThreads(2, [](RankContext& ctx) {
+    ncclComm_t comm = initWithArena(ctx);
+    if (comm == nullptr) return;
+    if (ctx.rank == 0) {
+      const AllocationRelease release = AllocationRelease::of(comm, SharedAllocation::RingFifos);
+      const auto began = Clock::now();
+      ctx.check(!release.peersClosed(0.2), "a peer that never closed was taken as closed");
+      const double waited = std::chrono::duration<double>(Clock::now() - began).count();
+      ctx.check(waited >= 0.2 && waited < 5, "gave up after " + std::to_string(waited) + " s, not 0.2");
+      // The same peer seen as another process that has exited (no such pid).
+      std::vector<pid_t> pids = {static_cast<pid_t>(comm->peers[0].pid), 0x3ffffff0};
+      const AllocationRelease gone(comm->arena.get(), 0, pids, SharedAllocation::RingFifos);
+      ctx.check(gone.peersClosed(5), "waited for a peer whose process is gone");
+    }
+    barrier(ctx, comm);
+    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+}  // namespace
