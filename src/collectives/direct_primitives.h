@@ -71,6 +71,11 @@ struct DirectState {
   // Per rank, this round: where its lent input and output start, or null
   // when that side is staged.
   std::vector<const char*> peerInput, peerOutput;
+  // Whether a reader that catches up with its publisher steps back (see
+  // DirectPrims::stepBack): only when every rank has a core, since it spins.
+  bool readersStepBack = false;
+  uint32_t readingStreak = 0;  // one-way rounds in a row this rank only read
+  uint32_t stepBackRest = 0;   // rounds that skip stepping back after one timed out
 };
 
 // What every rank must agree on for one operation (checked at each meeting).
@@ -155,6 +160,10 @@ class DirectPrims {
   ncclResult_t waitFor(int peers, uint32_t target, const char* what);
   // Waits until `peers` have published this round's line.
   ncclResult_t waitForLines(int peers, uint32_t target);
+  // In a run of one-way rounds, before waitForLines: if a publisher has not
+  // yet written this round's line, waits without touching it until the
+  // publisher is kStepBackRounds ahead (or a short time passes).
+  void stepBack(int peers, uint32_t target);
   // Fills this rank's line (and staging area) for the round.
   ncclResult_t publishRound(const RoundPieces& pieces, bool contribute);
   ncclResult_t checkRecords(int peers) const;

@@ -112,6 +112,7 @@ ncclResult_t setupDirect(ncclComm* comm) {
   const size_t smallRound = std::max<size_t>(stageBytes / 4, 64);
   state.roundBytes = coreEach ? smallRound : stageBytes;
   state.oneWayRoundBytes = smallRound;
+  state.readersStepBack = coreEach;
   for (int r = 0; r < comm->nranks; ++r) {
     WaitContext& wait = state.waits[r];
     wait.abort = &comm->abortFlag;
