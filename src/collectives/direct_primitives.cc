@@ -143,17 +143,23 @@ ncclResult_t DirectPrims::exchange(const RoundPieces& pieces, bool contribute, i
   line_ = static_cast<int>(round % kArenaLines);
   parity_ = static_cast<int>(round % kArenaParities);
   round_ = pieces;
-  inline_ = !shared_ && state_->mover->synchronous() &&
-            pieces.count * pieces.blocks * elemSize_ <= kArenaInlineBytes;
+  // Small rounds travel with their line (in it, or in its slot): they need
+  // no staging area, so a publisher may run as far ahead as the lines allow.
+  // The host mover only: a device copy would have to reach the arena.
+  const size_t roundBytes = pieces.count * pieces.blocks * elemSize_;
+  const bool small = !shared_ && state_->mover->synchronous();
+  inline_ = small && roundBytes <= kArenaInlineBytes;
+  slotted_ = small && !inline_ && roundBytes <= kArenaSlotBytes;
+  const bool withLine = inline_ || slotted_;
   // Rounds that copy one publisher's data (Broadcast's readers). A Reduce
   // root reduces what it reads and stays behind its publishers by itself
   // (2 ranks, 8 bytes: stepping back there made it 0.13-0.15 -> 0.14-0.18 us).
-  const bool onlyReads = inline_ && !contribute && readsFrom != kNoPeer && readsFrom != kAllPeers;
+  const bool onlyReads = withLine && !contribute && readsFrom != kNoPeer && readsFrom != kAllPeers;
   state_->readingStreak = onlyReads ? state_->readingStreak + 1 : 0;
-  // Peers are done with a line once they have started the round after the
-  // one it served (kArenaLines - 1 rounds ago), and with a staging area
-  // once they have started the previous round.
-  const uint64_t released = inline_ ? round + 1 : round + kArenaLines - 1;
+  // Peers are done with a line (and its slot) once they have started the
+  // round after the one it served (kArenaLines - 1 rounds ago), and with a
+  // staging area once they have started the previous round.
+  const uint64_t released = withLine ? round + 1 : round + kArenaLines - 1;
   CHORUS_CHECK(waitFor(kAllPeers, state_->roundPhase[released % kArenaLines],
                        "waiting for a staging area to be released by"));
   // Our line of a few rounds ahead was last read by the peers: its transfer
@@ -252,6 +258,7 @@ ncclResult_t DirectPrims::resolveLent(int peers) {
 
 char* DirectPrims::stagedBase(int r) const {
   if (inline_) return lineOf(r).inlineData;
+  if (slotted_) return state_->arena->roundSlot(r, line_);
   if (!state_->deviceStaging.empty()) return state_->deviceStaging[r * kArenaParities + parity_];
   return state_->arena->staging(r, parity_);
 }

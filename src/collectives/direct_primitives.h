@@ -185,7 +185,8 @@ class DirectPrims {
   size_t elemSize_;
   int parity_ = 0;     // staging area of this round
   int line_ = 0;       // operation line of this round
-  bool inline_ = false;  // this round's pieces travel in the lines
+  bool inline_ = false;   // this round's pieces travel in the lines
+  bool slotted_ = false;  // ...or in the slots that go with the lines
   RoundPieces round_{};
   ArenaBufferRef lentInput_{}, lentOutput_{};  // what shareBuffers lent (id 0: nothing)
 };

@@ -205,10 +205,11 @@ TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
-// Small operations travel in the ranks' operation lines, which a publishing
-// rank (a Broadcast root, Reduce's other ranks) may run several rounds
-// ahead through; runs of them, with roots and sizes changing (up to and past
-// what fits inline) and larger staged ones between, are all exact.
+// Small operations travel in the ranks' operation lines (up to 32 bytes) or
+// in the slots that go with them (up to 1 KiB), which a publishing rank (a
+// Broadcast root, Reduce's other ranks) may run several rounds ahead
+// through; runs of them, with roots and sizes changing (up to and past both
+// limits) and larger staged ones between, are all exact.
 TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   auto failures = runRankProcesses(3, [](RankContext& ctx) {
@@ -217,8 +218,10 @@ TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
                             Coll::AllGather, Coll::ReduceScatter};
       for (int i = 0; i < 240 && ctx.failures.empty(); ++i) {
         const Coll coll = colls[i % 6];
-        // int32 counts 1..10 straddle the 32 inline bytes; every 17th is staged.
-        const size_t count = i % 17 == 16 ? 3001 : static_cast<size_t>(1 + i % 10);
+        // int32 counts straddle the 32 inline bytes and the 1 KiB slot (AllGather
+        // and ReduceScatter move 3 times as much); every 17th is staged.
+        const size_t counts[] = {1, 5, 8, 9, 10, 60, 85, 86, 255, 256, 257};
+        const size_t count = i % 17 == 16 ? 3001 : counts[i % 11];
         const CollCase c{coll, ncclInt32, ncclSum, count, (i / 6) % ctx.nranks, i % 4 == 0};
         runAndCheck(ctx, comm, c);
         if (!ctx.failures.empty()) ctx.fail("at operation " + std::to_string(i) + ": " + describe(c));
@@ -229,8 +232,8 @@ TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
 }
 
 // A Broadcast root and Reduce's other ranks only publish: they run ahead of
-// slow readers through the operation lines, never further than the lines
-// they have. Each operation carries values of its own, so a line reused
+// slow readers through the operation lines and their slots, never further
+// than the lines they have. Each operation carries values of its own, so a line reused
 // too early would show. The readers stop at the start of each run, long
 // enough for the publisher to fill every line and wait.
 TEST(CollectivesDirect, PublishersRunAheadOfSlowReadersWithoutOverwritingThem) {
@@ -241,7 +244,8 @@ TEST(CollectivesDirect, PublishersRunAheadOfSlowReadersWithoutOverwritingThem) {
       const int run = chorus::kArenaLines + 60;  // operations of one kind in a row
       for (int i = 0; i < 3 * run && ctx.failures.empty(); ++i) {
         const bool broadcast = (i / run) % 2 == 0;  // Broadcasts, Reduces, Broadcasts
-        const size_t count = static_cast<size_t>(1 + i % 8);  // int32: 4..32 bytes
+        // int32: 4..32 bytes (in the line), 36..1024 bytes (in its slot)
+        const size_t count = static_cast<size_t>(i % 2 == 0 ? 1 + i % 8 : 9 + (i * 37) % 248);
         const bool reader = broadcast ? ctx.rank != root : ctx.rank == root;
         if (reader && (i % run == 3 || i % run == run / 2)) usleep(50000);
         std::vector<int32_t> in(count), out(count, -1);

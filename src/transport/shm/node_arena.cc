@@ -28,8 +28,9 @@ ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t 
   const size_t slotBytes = roundUp64(sizeof(ArenaRankSlot) * static_cast<size_t>(nranks));
   const size_t syncedBytes =
       roundUp64(sizeof(uint32_t) * (2 * static_cast<size_t>(nranks) * static_cast<size_t>(nranks) + 1));
-  const size_t bytes = slotBytes + syncedBytes +
-                       arena->stageBytes_ * kArenaParities * static_cast<size_t>(nranks);
+  const size_t stagingBytes = arena->stageBytes_ * kArenaParities * static_cast<size_t>(nranks);
+  const size_t roundSlotBytes = kArenaSlotBytes * kArenaLines * static_cast<size_t>(nranks);
+  const size_t bytes = slotBytes + syncedBytes + stagingBytes + roundSlotBytes;
 
   char name[64] = {};
   if (rank == 0) {
@@ -52,6 +53,7 @@ ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t 
   arena->slots_ = static_cast<ArenaRankSlot*>(arena->mapping_.base);
   arena->synced_ = reinterpret_cast<uint32_t*>(static_cast<char*>(arena->mapping_.base) + slotBytes);
   arena->staging_ = static_cast<char*>(arena->mapping_.base) + slotBytes + syncedBytes;
+  arena->roundSlots_ = arena->staging_ + stagingBytes;
   TRACE(kLogShm, "rank %d: node arena %s, %zu bytes", rank, name, bytes);
   *out = std::move(arena);
   return ncclSuccess;

@@ -11,8 +11,10 @@
 // rank that only publishes may run up to kArenaLines - 1 rounds ahead of its
 // readers (many: with more ranks than cores a Broadcast root then runs
 // through its time slice instead of waiting for readers to be scheduled
-// every few operations); rounds that stage more than fits inline alternate
-// between the two staging areas ("parity") and run at most one round ahead.
+// every few operations). Rounds that stage more than fits inline but at most
+// kArenaSlotBytes put it in the slot that goes with their line (one per line
+// and rank), and may run as far ahead; larger rounds alternate between the
+// two staging areas ("parity") and run at most one round ahead.
 //
 // A rank may also let peers in other processes read its buffers in place
 // (registered device memory): its slot holds a table of those buffers (an
@@ -36,6 +38,7 @@ class Bootstrap;
 constexpr int kArenaParities = 2;
 constexpr int kArenaLines = 256;
 constexpr size_t kArenaInlineBytes = 32;
+constexpr size_t kArenaSlotBytes = 1024;
 constexpr int kArenaRegistrations = 32;
 constexpr size_t kArenaHandleBytes = 64;
 
@@ -115,6 +118,10 @@ class NodeArena {
     return staging_ + (static_cast<size_t>(rank) * kArenaParities + parity) * stageBytes_;
   }
   size_t stageBytes() const { return stageBytes_; }
+  // The data slot of `rank`'s operation line `line` (kArenaSlotBytes).
+  char* roundSlot(int rank, int line) const {
+    return roundSlots_ + (static_cast<size_t>(rank) * kArenaLines + line) * kArenaSlotBytes;
+  }
   // synced(reader)[owner]: the generation of owner's registration table
   // that `reader` has mapped (written by `reader` only).
   uint32_t* synced(int reader) const { return synced_ + static_cast<size_t>(reader) * nranks_; }
@@ -131,6 +138,7 @@ class NodeArena {
   ShmMapping mapping_;
   ArenaRankSlot* slots_ = nullptr;
   char* staging_ = nullptr;
+  char* roundSlots_ = nullptr;
   size_t stageBytes_ = 0;
   uint32_t* synced_ = nullptr;
   int nranks_ = 0;
