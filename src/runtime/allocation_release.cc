@@ -19,7 +19,8 @@ AllocationRelease::AllocationRelease(NodeArena* arena, int rank, std::vector<pid
 
 AllocationRelease AllocationRelease::of(ncclComm* comm, SharedAllocation kind) {
   std::vector<pid_t> pids;
-  for (const PeerInfo& peer : comm->peers) pids.push_back(peer.pid);
+  for (const PeerInfo& peer : comm->peers)
+    pids.push_back(sameProcess(peer, comm->peers[comm->rank]) ? 0 : static_cast<pid_t>(peer.pid));
   return AllocationRelease(comm->arena.get(), comm->rank, std::move(pids), kind);
 }
 
@@ -33,7 +34,7 @@ bool AllocationRelease::peersClosed(double seconds) const {
   if (arena_ == nullptr) return true;
   const Deadline deadline = Deadline::after(seconds);
   for (int peer = 0; peer < static_cast<int>(peerPids_.size()); ++peer) {
-    if (peer == rank_) continue;
+    if (peer == rank_ || peerPids_[peer] == 0) continue;
     while ((__atomic_load_n(&arena_->slot(peer).closedAllocations, __ATOMIC_ACQUIRE) & bit_) == 0) {
       if (peerProcessGone(peerPids_[peer])) break;
       if (deadline.expired()) return false;

@@ -123,8 +123,9 @@ void releasePeerAllocations(void* own, const std::vector<void*>& opened,
   if (release.peersClosed(AllocationRelease::kWaitSeconds))
     cudaFree(own);
   else
-    WARN("rank %d: a peer still maps %s after %.0f s (is it stuck, or did it never destroy its "
-         "communicator?): the memory is kept, not freed", rank, what, AllocationRelease::kWaitSeconds);
+    WARN("rank %d: a peer in another process has not said it closed %s after %.0f s (is it "
+         "stuck, still running operations, or not yet destroying its communicator?): the memory "
+         "is kept, not freed", rank, what, AllocationRelease::kWaitSeconds);
 }
 
 DeviceStaging::~DeviceStaging() {

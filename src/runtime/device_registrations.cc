@@ -164,7 +164,12 @@ void DeviceRegistrations::awaitRelease(uint32_t generation) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the retirement before the peers' flags
   const Deadline deadline = Deadline::after(kReleaseSeconds);
   while (!released(generation)) {
-    if (deadline.expired() || comm_->abortFlag.load()) {
+    if (comm_->abortFlag.load()) {
+      WARN("rank %d: communicator aborted: not waiting for peers to close its deregistered "
+           "buffers; freeing them now is not safe for a peer that still maps them", comm_->rank);
+      return;
+    }
+    if (deadline.expired()) {
       WARN("rank %d: a peer still maps a deregistered buffer after %.0f s (is its process "
            "gone, or its GPU busy?); freeing the buffer now is not safe for that peer",
            comm_->rank, kReleaseSeconds);

@@ -27,8 +27,9 @@ ncclComm_t initHost(RankContext& ctx) {
   return comm;
 }
 
-// 20000 Broadcasts of 1-8 int32 (in the lines), in and out of place; the
-// root pauses now and then, so readers both run behind and catch up.
+// 20000 Broadcasts of 1-8 int32 (in the lines) and of 9-256 (in their
+// slots), in and out of place; the root pauses now and then, so readers both
+// run behind and catch up.
 TEST(BroadcastStream, EveryValueOfALongRunOfSmallBroadcastsArrives) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   for (int n : {2, 3}) {
@@ -37,13 +38,13 @@ TEST(BroadcastStream, EveryValueOfALongRunOfSmallBroadcastsArrives) {
       ncclComm_t comm = initHost(ctx);
       if (comm == nullptr) return;
       constexpr int kOps = 20000;
-      int32_t in[8], out[8];
+      int32_t in[256], out[256];
       int wrong = 0, firstWrong = -1;
       for (int op = 0; op < kOps && wrong == 0; ++op) {
-        const int count = 1 + op % 8;
+        const int count = op % 3 == 2 ? 9 + (op * 37) % 248 : 1 + op % 8;
         const bool inPlace = op % 2 == 1;
         int32_t* send = inPlace ? out : in;
-        for (int i = 0; i < 8; ++i) {
+        for (int i = 0; i < 256; ++i) {
           in[i] = ctx.rank == 0 ? valueOf(op, i) : -1;
           out[i] = ctx.rank == 0 && inPlace ? valueOf(op, i) : -2;
         }

@@ -218,8 +218,8 @@ TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
                             Coll::AllGather, Coll::ReduceScatter};
       for (int i = 0; i < 240 && ctx.failures.empty(); ++i) {
         const Coll coll = colls[i % 6];
-        // int32 counts straddle the 32 inline bytes and the 1 KiB slot (AllGather
-        // and ReduceScatter move 3 times as much); every 17th is staged.
+        // int32 counts straddle the 32 inline bytes and the 1 KiB slot (a
+        // ReduceScatter round moves 3 times as much); every 17th is staged.
         const size_t counts[] = {1, 5, 8, 9, 10, 60, 85, 86, 255, 256, 257};
         const size_t count = i % 17 == 16 ? 3001 : counts[i % 11];
         const CollCase c{coll, ncclInt32, ncclSum, count, (i / 6) % ctx.nranks, i % 4 == 0};

@@ -1,6 +1,7 @@
 // One shared-memory segment for all ranks of a communicator that live on one
 // host: per rank a phase counter (the ranks' meeting point), a ring of
-// operation lines, and two staging areas for data copied through the arena.
+// operation lines with a data slot beside each, and two staging areas for
+// data copied through the arena.
 //
 // An operation line is one cache line: the record of the round a rank runs
 // (with the addresses of its buffers, for ranks of one process that read
