@@ -40,6 +40,8 @@ class AllocationRelease {
   // close theirs too): the memory must then be kept, not freed.
   bool peersClosed(double seconds) const;
 
+  int rank() const { return rank_; }
+
   static constexpr double kWaitSeconds = 2.0;
 
  private:

@@ -114,7 +114,7 @@ ncclResult_t mapPeerAllocations(ncclComm* comm, void* own, std::vector<char*>* b
 }
 
 void releasePeerAllocations(void* own, const std::vector<void*>& opened,
-                            const AllocationRelease& release, int rank, const char* what) {
+                            const AllocationRelease& release, const char* what) {
   // Errors are ignored: this runs while a communicator is torn down, maybe
   // after a failure, and nothing is left to report them to.
   for (void* mapped : opened) cudaIpcCloseMemHandle(mapped);
@@ -125,13 +125,13 @@ void releasePeerAllocations(void* own, const std::vector<void*>& opened,
   else
     WARN("rank %d: a peer in another process has not said it closed %s after %.0f s (is it "
          "stuck, still running operations, or not yet destroying its communicator?): the memory "
-         "is kept, not freed", rank, what, AllocationRelease::kWaitSeconds);
+         "is kept, not freed", release.rank(), what, AllocationRelease::kWaitSeconds);
 }
 
 DeviceStaging::~DeviceStaging() {
   if (device < 0) return;
   DeviceGuard onDevice(device);
-  releasePeerAllocations(own, opened, release, rank, "this rank's device staging areas");
+  releasePeerAllocations(own, opened, release, "this rank's device staging areas");
   if (registered != nullptr) cudaHostUnregister(registered);
   if (scratch != nullptr) cudaFree(scratch);
   cudaGetLastError();
@@ -140,7 +140,6 @@ DeviceStaging::~DeviceStaging() {
 ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p) {
   auto staging = std::make_unique<DeviceStaging>();
   staging->device = comm->cudaDev;
-  staging->rank = comm->rank;
   staging->release = AllocationRelease::of(comm, SharedAllocation::DirectStaging);
   const int rank = comm->rank;
   DirectState& state = comm->direct;

@@ -30,7 +30,6 @@ struct DeviceStaging {
   std::vector<void*> opened;          // peers' staging areas mapped through CUDA IPC
   void* registered = nullptr;         // the arena's staging, registered with CUDA
   void* scratch = nullptr;            // the reduction accumulator, in GPU memory
-  int rank = 0;
   AllocationRelease release;          // when `own` may be freed
   DeviceStaging() = default;
   DeviceStaging(const DeviceStaging&) = delete;
@@ -53,7 +52,7 @@ ncclResult_t mapPeerAllocations(ncclComm* comm, void* own, std::vector<char*>* b
 // closes `opened`, says so, and frees `own` once every peer has said so too
 // (else keeps it, with a warning: freeing it then is undefined for them).
 void releasePeerAllocations(void* own, const std::vector<void*>& opened,
-                            const AllocationRelease& release, int rank, const char* what);
+                            const AllocationRelease& release, const char* what);
 
 // Collective over the communicator: fills comm->direct's staging pointers,
 // scratch and round size for device buffers. The node arena is open (with

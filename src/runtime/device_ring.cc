@@ -138,7 +138,7 @@ DeviceRing::~DeviceRing() {
   // Errors are ignored: this runs while a communicator is torn down, and
   // nothing is left to report them to.
   DeviceGuard onDevice(device_);
-  releasePeerAllocations(own_, opened_, release_, rank_, "this rank's ring FIFOs");
+  releasePeerAllocations(own_, opened_, release_, "this rank's ring FIFOs");
   cudaGetLastError();
 }
 

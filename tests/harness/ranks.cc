@@ -216,6 +216,18 @@ std::string joinFailures(const std::vector<std::string>& failures) {
   return text;
 }
 
+ncclComm_t initRankComm(RankContext& ctx) {
+  ncclComm_t comm = nullptr;
+  if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank"))
+    return nullptr;
+  return comm;
+}
+
+void barrier(RankContext& ctx, ncclComm_t comm) {
+  float one = 1;
+  ctx.checkNccl(ncclAllReduce(&one, &one, 1, ncclFloat32, ncclSum, comm, nullptr), "barrier");
+}
+
 bool lastErrorHas(const std::string& text) {
   return std::string(ncclGetLastError(nullptr)).find(text) != std::string::npos;
 }

@@ -54,6 +54,12 @@ std::vector<std::string> runRankThreads(int nranks, const RankBody& body, RankOp
 
 std::string joinFailures(const std::vector<std::string>& failures);
 
+// ncclCommInitRank of this rank with ctx.id; null, with the failure
+// recorded, when it fails.
+ncclComm_t initRankComm(RankContext& ctx);
+// Every rank meets: a one-element AllReduce.
+void barrier(RankContext& ctx, ncclComm_t comm);
+
 // True when ncclGetLastError (this thread) contains `text`.
 bool lastErrorHas(const std::string& text);
 

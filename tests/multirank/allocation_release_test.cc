@@ -25,19 +25,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 ncclComm_t initWithArena(RankContext& ctx) {
-  ncclComm_t comm = nullptr;
-  if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank"))
-    return nullptr;
+  ncclComm_t comm = initRankComm(ctx);
+  if (comm == nullptr) return nullptr;
   if (!ctx.check(comm->arena != nullptr, "no node arena")) {
     ncclCommDestroy(comm);
     return nullptr;
   }
   return comm;
-}
-
-void barrier(RankContext& ctx, ncclComm_t comm) {
-  float one = 1;
-  ctx.checkNccl(ncclAllReduce(&one, &one, 1, ncclFloat32, ncclSum, comm, nullptr), "barrier");
 }
 
 // Every rank but the last closes at once; the last closes 200 ms later.

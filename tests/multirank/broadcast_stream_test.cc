@@ -20,13 +20,6 @@ namespace {
 
 int32_t valueOf(int op, int i) { return op * 31 + i * 7 + 1; }
 
-ncclComm_t initHost(RankContext& ctx) {
-  ncclComm_t comm = nullptr;
-  if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank"))
-    return nullptr;
-  return comm;
-}
-
 // 20000 Broadcasts of 1-8 int32 (in the lines) and of 9-256 (in their
 // slots), in and out of place; the root pauses now and then, so readers both
 // run behind and catch up.
@@ -35,7 +28,7 @@ TEST(BroadcastStream, EveryValueOfALongRunOfSmallBroadcastsArrives) {
   for (int n : {2, 3}) {
     SCOPED_TRACE(std::to_string(n) + " ranks");
     auto failures = runRankProcesses(n, [](RankContext& ctx) {
-      ncclComm_t comm = initHost(ctx);
+      ncclComm_t comm = initRankComm(ctx);
       if (comm == nullptr) return;
       constexpr int kOps = 20000;
       int32_t in[256], out[256];
@@ -63,7 +56,7 @@ TEST(BroadcastStream, EveryValueOfALongRunOfSmallBroadcastsArrives) {
 TEST(BroadcastStream, ReadersStepBackOnlyInRunsAndNotForARootThatKeepsThemWaiting) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   auto failures = runRankProcesses(2, [](RankContext& ctx) {
-    ncclComm_t comm = initHost(ctx);
+    ncclComm_t comm = initRankComm(ctx);
     if (comm == nullptr) return;
     if (!comm->direct.readersStepBack) {
       fprintf(stderr, "[ SKIPPED  ] fewer cores than ranks: readers do not step back here\n");

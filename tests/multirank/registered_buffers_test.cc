@@ -124,12 +124,6 @@ void runAndCheckAll(RankContext& ctx, ncclComm_t comm, std::vector<float>& send,
     expectAll("Reduce", kCount, sumOf);
 }
 
-// A barrier: a one-element AllReduce.
-void barrier(RankContext& ctx, ncclComm_t comm) {
-  float one = 1;
-  ctx.checkNccl(ncclAllReduce(&one, &one, 1, ncclFloat32, ncclSum, comm, nullptr), "barrier");
-}
-
 // Waits until every peer has mapped `buffer` (this rank would lend it),
 // then meets the others, which have waited for theirs.
 void waitUntilLent(RankContext& ctx, ncclComm_t comm, const std::vector<float>& buffer) {
@@ -155,14 +149,24 @@ HostExport& lendThroughHost(RankContext& ctx, ncclComm_t comm) {
   return memory;
 }
 
-void lendRegisteredBuffers(RankContext& ctx) {
-  ncclComm_t comm = nullptr;
-  if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
+// A communicator of ctx's rank lending through a HostExport (*memory);
+// null, with the failure recorded, without one or without a node arena.
+ncclComm_t initLending(RankContext& ctx, HostExport** memory) {
+  ncclComm_t comm = initRankComm(ctx);
+  if (comm == nullptr) return nullptr;
   if (!ctx.check(comm->arena != nullptr, "the direct algorithms are not on")) {
     ncclCommDestroy(comm);
-    return;
+    return nullptr;
   }
-  HostExport& memory = lendThroughHost(ctx, comm);
+  *memory = &lendThroughHost(ctx, comm);
+  return comm;
+}
+
+void lendRegisteredBuffers(RankContext& ctx) {
+  HostExport* lender = nullptr;
+  ncclComm_t comm = initLending(ctx, &lender);
+  if (comm == nullptr) return;
+  HostExport& memory = *lender;
   chorus::DeviceRegistrations& lending = *comm->deviceRegistrations;
 
   std::vector<float> send(kCount * ctx.nranks), recv(kCount * ctx.nranks);
@@ -280,9 +284,10 @@ TEST(RegisteredBuffersLent, ARegistrationPastItsAllocationIsStaged) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   auto failures = runRankThreads(2, [](RankContext& ctx) {
-    ncclComm_t comm = nullptr;
-    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
-    HostExport& memory = lendThroughHost(ctx, comm);
+    HostExport* lender = nullptr;
+    ncclComm_t comm = initLending(ctx, &lender);
+    if (comm == nullptr) return;
+    HostExport& memory = *lender;
     std::vector<float> send(kCount * ctx.nranks), recv(kCount * ctx.nranks);
     memory.declare(send.data(), 64);  // the "allocation" is smaller than the registration
     memory.declare(recv.data(), 64);
@@ -305,9 +310,10 @@ TEST(RegisteredBuffersLent, ABufferAPeerCannotMapIsStagedAndOthersAreLent) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   auto failures = runRankThreads(3, [](RankContext& ctx) {
-    ncclComm_t comm = nullptr;
-    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
-    HostExport& memory = lendThroughHost(ctx, comm);
+    HostExport* lender = nullptr;
+    ncclComm_t comm = initLending(ctx, &lender);
+    if (comm == nullptr) return;
+    HostExport& memory = *lender;
     std::vector<float> bad(kCount * ctx.nranks), good(kCount * ctx.nranks), recv(kCount * ctx.nranks);
     memory.declare(bad.data(), bad.size() * sizeof(float));
     memory.declare(good.data(), good.size() * sizeof(float));
@@ -347,9 +353,10 @@ TEST(RegisteredBuffersLent, DeregisteringDoesNotWaitForAPeerThatIsGone) {
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   std::atomic<bool> peerGone{false};
   auto failures = runRankThreads(2, [&peerGone](RankContext& ctx) {
-    ncclComm_t comm = nullptr;
-    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
-    HostExport& memory = lendThroughHost(ctx, comm);
+    HostExport* lender = nullptr;
+    ncclComm_t comm = initLending(ctx, &lender);
+    if (comm == nullptr) return;
+    HostExport& memory = *lender;
     std::vector<float> send(kCount * ctx.nranks);
     memory.declare(send.data(), send.size() * sizeof(float));
     void* handle = nullptr;
@@ -381,9 +388,10 @@ TEST(RegisteredBuffersLent, DestroyClosesPeersMappingsOfBuffersStillRegistered) 
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   std::atomic<bool> ownerGone{false};
   auto failures = runRankThreads(3, [&ownerGone](RankContext& ctx) {
-    ncclComm_t comm = nullptr;
-    if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank")) return;
-    HostExport& memory = lendThroughHost(ctx, comm);
+    HostExport* lender = nullptr;
+    ncclComm_t comm = initLending(ctx, &lender);
+    if (comm == nullptr) return;
+    HostExport& memory = *lender;
     std::vector<float> send(kCount * ctx.nranks);
     memory.declare(send.data(), send.size() * sizeof(float));
     void* handle = nullptr;
