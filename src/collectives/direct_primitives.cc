@@ -146,7 +146,7 @@ ncclResult_t DirectPrims::exchange(const RoundPieces& pieces, bool contribute, i
   // Small rounds travel with their line (in it, or in its slot): they need
   // no staging area, so a publisher may run as far ahead as the lines allow.
   // The host mover only: a device copy would have to reach the arena.
-  const size_t roundBytes = pieces.count * pieces.blocks * elemSize_;
+  const size_t roundBytes = pieces.count * stagedPieces(pieces) * elemSize_;
   const bool small = !shared_ && state_->mover->synchronous();
   inline_ = small && roundBytes <= kArenaInlineBytes;
   slotted_ = small && !inline_ && roundBytes <= kArenaSlotBytes;
@@ -200,17 +200,18 @@ ncclResult_t DirectPrims::publishRound(const RoundPieces& pieces, bool contribut
   // A lent input is read where it is.
   if (!contribute || (lends() && lentInput_.id != 0)) return ncclSuccess;
   const size_t bytes = pieces.count * elemSize_;
-  if (bytes * pieces.blocks > state_->stageBytes)
+  if (bytes * stagedPieces(pieces) > state_->stageBytes)
     CHORUS_FAIL(ncclInternalError, "rank %d: a round of %zu bytes does not fit the %zu-byte "
-                "staging area", rank_, bytes * pieces.blocks, state_->stageBytes);
+                "staging area", rank_, bytes * stagedPieces(pieces), state_->stageBytes);
   DataMover& mover = *state_->mover;
   char* staging = stagedBase(rank_);
-  for (size_t b = 0; b < pieces.blocks; ++b) {
+  for (size_t b = 0, place = 0; b < pieces.blocks; ++b) {
+    if (pieces.ownPieceUnstaged && b == static_cast<size_t>(rank_)) continue;
     const size_t begin = pieces.base + b * pieces.stride, end = begin + pieces.count;
     // Up to two parts: before and after the skipped range.
     const size_t cut1 = std::min(std::max(pieces.skipBegin, begin), end);
     const size_t cut2 = std::min(std::max(pieces.skipEnd, cut1), end);
-    char* to = staging + b * bytes;
+    char* to = staging + place++ * bytes;
     CHORUS_CHECK(mover.copy(to, input_ + begin * elemSize_, (cut1 - begin) * elemSize_));
     CHORUS_CHECK(mover.copy(to + (cut2 - begin) * elemSize_, input_ + cut2 * elemSize_,
                             (end - cut2) * elemSize_));
@@ -278,14 +279,16 @@ const char* DirectPrims::dataOf(int r, Side side, size_t element) const {
     const char* lent = side == Side::Input ? state_->peerInput[r] : state_->peerOutput[r];
     if (lent != nullptr) return lent + element * elemSize_;
   }
-  return stagedBase(r) + stagedPosition(element) * elemSize_;
+  return stagedBase(r) + stagedPosition(r, element) * elemSize_;
 }
 
-size_t DirectPrims::stagedPosition(size_t element) const {
-  // Piece b of the round holds input elements [base + b*stride, +count).
+size_t DirectPrims::stagedPosition(int r, size_t element) const {
+  // Piece b of the round holds input elements [base + b*stride, +count); an
+  // unstaged own piece leaves no gap.
   const size_t offset = element - round_.base;
   const size_t block = round_.stride == 0 ? 0 : offset / round_.stride;
-  return block * round_.count + (offset - block * round_.stride);
+  const size_t place = round_.ownPieceUnstaged && block > static_cast<size_t>(r) ? block - 1 : block;
+  return place * round_.count + (offset - block * round_.stride);
 }
 
 RedOpArgs DirectPrims::opOf(int r) const {
@@ -321,7 +324,7 @@ ncclResult_t DirectPrims::reduce(size_t src, size_t dst, size_t n, bool publish)
                                     r == last ? to : accumulator, r == last, m));
     // Peers read a lent output where it is.
     if (publish && !shared_ && !(lends() && lentOutput_.id != 0))
-      CHORUS_CHECK(mover.copy(stagedBase(rank_) + stagedPosition(src + i) * elemSize_, to,
+      CHORUS_CHECK(mover.copy(stagedBase(rank_) + stagedPosition(rank_, src + i) * elemSize_, to,
                               m * elemSize_));
   }
   return ncclSuccess;

@@ -90,7 +90,11 @@ struct DirectOpShape {
 // Which part of the input a round stages: `blocks` pieces of `count`
 // elements, piece b starting at element base + b * stride, except input
 // elements [skipBegin, skipEnd), which only this rank reads (from its own
-// buffer).
+// buffer; their place in the staging area stays, for results it publishes
+// there). With `ownPieceUnstaged` (blocks == nranks), piece `rank` of each
+// rank is read by that rank only and takes no place: the staged pieces are
+// packed, so a round stages one piece less (2 ranks, 64-byte ReduceScatter:
+// 32 bytes, which travel in the line).
 struct RoundPieces {
   size_t base;
   size_t count;
@@ -98,6 +102,7 @@ struct RoundPieces {
   size_t stride;
   size_t skipBegin = 0;
   size_t skipEnd = 0;
+  bool ownPieceUnstaged = false;
 };
 
 class DirectPrims {
@@ -148,8 +153,13 @@ class DirectPrims {
   char* out(size_t element) const { return output_ + element * elemSize_; }
   // Where rank r's input (or published result) element `element` is.
   const char* dataOf(int r, Side side, size_t element) const;
-  // Staged: where input element `element` of this round sits in a staging area.
-  size_t stagedPosition(size_t element) const;
+  // Staged: where input element `element` of this round sits in rank r's
+  // staging area.
+  size_t stagedPosition(int r, size_t element) const;
+  // Staged: the pieces of this round that take a place in a staging area.
+  size_t stagedPieces(const RoundPieces& pieces) const {
+    return pieces.blocks - (pieces.ownPieceUnstaged ? 1 : 0);
+  }
   // Staged: where rank r's pieces of this round are (its line or staging area).
   char* stagedBase(int r) const;
   ArenaOpLine& lineOf(int r) const { return state_->arena->slot(r).lines[line_]; }
