@@ -279,4 +279,42 @@ TEST(Strangers, RanksThatDisagreeOnNranksAreToldWhy) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Settings come from each process's environment. Ranks that would run
+// different algorithms, or map an arena sized otherwise (that faulted with
+// SIGBUS), all fail instead, naming the setting.
+TEST(BadEnvironment, RanksWithDifferentDirectSettingsAllFailNamingTheSetting) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  struct Case {
+    const char* name;
+    const char* rank1Value;
+    const char* rank0Expects;  // in rank 0's error
+    ncclResult_t rank1Result;
+  };
+  const Case cases[] = {
+      {"CHORUS_STAGE_BYTES", "4194304", "CHORUS_STAGE_BYTES", ncclInvalidUsage},
+      {"CHORUS_ONESHOT_BYTES", "1024", "CHORUS_ONESHOT_BYTES", ncclInvalidUsage},
+      {"CHORUS_HOST_ALGO", "ring", "CHORUS_HOST_ALGO", ncclInvalidUsage},
+      // Invalid on rank 1 only: rank 1 says why, the others that it failed.
+      {"CHORUS_STAGE_BYTES", "1", "rank 1 has invalid settings", ncclInvalidArgument},
+  };
+  for (const Case& c : cases) {
+    auto failures = runRankProcesses(3, [&](RankContext& ctx) {
+      if (ctx.rank == 1) setenv(c.name, c.rank1Value, 1);
+      ncclComm_t comm = nullptr;
+      const ncclResult_t r = ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank);
+      const std::string message = ncclGetLastError(nullptr);
+      if (ctx.rank == 1) {
+        ctx.check(r == c.rank1Result, "rank 1 got " + std::to_string(r) + ": " + message);
+        ctx.check(message.find(c.name) != std::string::npos, "rank 1's message: " + message);
+      } else {
+        ctx.check(r == ncclInvalidUsage, "got " + std::to_string(r) + ": " + message);
+        ctx.check(message.find(c.rank0Expects) != std::string::npos, "message: " + message);
+      }
+      if (r == ncclSuccess) ncclCommDestroy(comm);
+    });
+    EXPECT_TRUE(failures.empty()) << c.name << "=" << c.rank1Value << " on rank 1\n"
+                                  << joinFailures(failures);
+  }
+}
+
 }  // namespace

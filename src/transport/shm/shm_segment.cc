@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,6 +26,15 @@ ncclResult_t mapShmSegment(const char* name, size_t bytes, bool create, ShmMappi
     shm_unlink(name);
     CHORUS_FAIL(ncclSystemError, "cannot size shared memory %s to %zu bytes: %s (is /dev/shm full?)",
                 name, bytes, strerror(err));
+  }
+  // Mapping past the end of a smaller segment would fault (SIGBUS) on the
+  // first access there: a peer that sized it differently is an error here.
+  struct stat st;
+  if (!create && (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < bytes)) {
+    const long long found = fstat(fd, &st) == 0 ? static_cast<long long>(st.st_size) : -1;
+    close(fd);
+    CHORUS_FAIL(ncclInvalidUsage, "shared memory %s holds %lld bytes, this rank expects %zu: did "
+                "its creator use other settings?", name, found, bytes);
   }
   void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   close(fd);
