@@ -165,8 +165,11 @@ ncclResult_t setupDirect(ncclComm* comm) {
   comm->oneShotBytes = std::min(oneShotBytes, stageBytes);
   // Device staging in GPU memory leaves the arena only its lines.
   const size_t arenaStageBytes = p2p ? 64 : stageBytes;
-  CHORUS_CHECK(
-      NodeArena::open(*comm->bootstrap, comm->rank, comm->nranks, arenaStageBytes, &comm->arena));
+  // Small rounds travel in the lines' slots only between processes, with
+  // host memory (a device copy does not reach the arena synchronously).
+  const bool roundSlots = !device && !state.allInThisProcess;
+  CHORUS_CHECK(NodeArena::open(*comm->bootstrap, comm->rank, comm->nranks, arenaStageBytes,
+                               roundSlots, &comm->arena));
 
   state.arena = comm->arena.get();
   state.stageBytes = comm->arena->stageBytes();

@@ -206,10 +206,11 @@ TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
 }
 
 // Small operations travel in the ranks' operation lines (up to 32 bytes) or
-// in the slots that go with them (up to 1 KiB), which a publishing rank (a
-// Broadcast root, Reduce's other ranks) may run several rounds ahead
-// through; runs of them, with roots and sizes changing (up to and past both
-// limits) and larger staged ones between, are all exact.
+// in the slots that go with them (up to 8 KiB in one-way rounds, 1 KiB in
+// rounds where every rank publishes), which a publishing rank (a Broadcast
+// root, Reduce's other ranks) may run several rounds ahead through; runs of
+// them, with roots and sizes changing (up to and past every limit) and
+// larger staged ones between, are all exact.
 TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   auto failures = runRankProcesses(3, [](RankContext& ctx) {
@@ -218,10 +219,11 @@ TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
                             Coll::AllGather, Coll::ReduceScatter};
       for (int i = 0; i < 240 && ctx.failures.empty(); ++i) {
         const Coll coll = colls[i % 6];
-        // int32 counts straddle the 32 inline bytes and the 1 KiB slot (a
-        // ReduceScatter round moves 3 times as much); every 17th is staged.
-        const size_t counts[] = {1, 5, 8, 9, 10, 60, 85, 86, 255, 256, 257};
-        const size_t count = i % 17 == 16 ? 3001 : counts[i % 11];
+        // int32 counts straddle the 32 inline bytes and the 1 KiB and 8 KiB
+        // slot limits (a ReduceScatter round moves twice as much); every
+        // 17th is staged. 13 counts: every collective meets every count.
+        const size_t counts[] = {1, 8, 9, 10, 60, 85, 86, 255, 256, 257, 2047, 2048, 2049};
+        const size_t count = i % 17 == 16 ? 3001 : counts[i % 13];
         const CollCase c{coll, ncclInt32, ncclSum, count, (i / 6) % ctx.nranks, i % 4 == 0};
         runAndCheck(ctx, comm, c);
         if (!ctx.failures.empty()) ctx.fail("at operation " + std::to_string(i) + ": " + describe(c));
@@ -244,8 +246,8 @@ TEST(CollectivesDirect, PublishersRunAheadOfSlowReadersWithoutOverwritingThem) {
       const int run = chorus::kArenaLines + 60;  // operations of one kind in a row
       for (int i = 0; i < 3 * run && ctx.failures.empty(); ++i) {
         const bool broadcast = (i / run) % 2 == 0;  // Broadcasts, Reduces, Broadcasts
-        // int32: 4..32 bytes (in the line), 36..1024 bytes (in its slot)
-        const size_t count = static_cast<size_t>(i % 2 == 0 ? 1 + i % 8 : 9 + (i * 37) % 248);
+        // int32: 4..32 bytes (in the line), 36..8192 bytes (in its slot)
+        const size_t count = static_cast<size_t>(i % 2 == 0 ? 1 + i % 8 : 9 + (i * 37) % 2040);
         const bool reader = broadcast ? ctx.rank != root : ctx.rank == root;
         if (reader && (i % run == 3 || i % run == run / 2)) usleep(50000);
         std::vector<int32_t> in(count), out(count, -1);

@@ -21,6 +21,7 @@ size_t roundUp64(size_t n) { return (n + 63) / 64 * 64; }
 }  // namespace
 
 ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t stageBytes,
+                             bool withRoundSlots,
                              std::unique_ptr<NodeArena>* out) {
   auto arena = std::unique_ptr<NodeArena>(new NodeArena());
   arena->stageBytes_ = roundUp64(stageBytes);
@@ -29,7 +30,8 @@ ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t 
   const size_t syncedBytes =
       roundUp64(sizeof(uint32_t) * (2 * static_cast<size_t>(nranks) * static_cast<size_t>(nranks) + 1));
   const size_t stagingBytes = arena->stageBytes_ * kArenaParities * static_cast<size_t>(nranks);
-  const size_t roundSlotBytes = kArenaSlotBytes * kArenaLines * static_cast<size_t>(nranks);
+  const size_t roundSlotBytes =
+      withRoundSlots ? kArenaSlotBytes * kArenaLines * static_cast<size_t>(nranks) : 0;
   const size_t bytes = slotBytes + syncedBytes + stagingBytes + roundSlotBytes;
 
   char name[64] = {};
@@ -53,7 +55,7 @@ ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t 
   arena->slots_ = static_cast<ArenaRankSlot*>(arena->mapping_.base);
   arena->synced_ = reinterpret_cast<uint32_t*>(static_cast<char*>(arena->mapping_.base) + slotBytes);
   arena->staging_ = static_cast<char*>(arena->mapping_.base) + slotBytes + syncedBytes;
-  arena->roundSlots_ = arena->staging_ + stagingBytes;
+  if (withRoundSlots) arena->roundSlots_ = arena->staging_ + stagingBytes;
   TRACE(kLogShm, "rank %d: node arena %s, %zu bytes", rank, name, bytes);
   *out = std::move(arena);
   return ncclSuccess;

@@ -1,7 +1,8 @@
 // One shared-memory segment for all ranks of a communicator that live on one
 // host: per rank a phase counter (the ranks' meeting point), a ring of
-// operation lines with a data slot beside each, and two staging areas for
-// data copied through the arena.
+// operation lines with a data slot beside each (where small rounds of host
+// data travel between processes), and two staging areas for data copied
+// through the arena.
 //
 // An operation line is one cache line: the record of the round a rank runs
 // (with the addresses of its buffers, for ranks of one process that read
@@ -13,9 +14,10 @@
 // readers (many: with more ranks than cores a Broadcast root then runs
 // through its time slice instead of waiting for readers to be scheduled
 // every few operations). Rounds that stage more than fits inline but at most
-// kArenaSlotBytes put it in the slot that goes with their line (one per line
-// and rank), and may run as far ahead; larger rounds alternate between the
-// two staging areas ("parity") and run at most one round ahead.
+// kArenaSlotBytes (the direct primitives use less where every rank
+// publishes) put it in the slot that goes with their line (one per line and
+// rank), and may run as far ahead; larger rounds alternate between the two
+// staging areas ("parity") and run at most one round ahead.
 //
 // A rank may also let peers in other processes read its buffers in place
 // (registered device memory): its slot holds a table of those buffers (an
@@ -39,7 +41,7 @@ class Bootstrap;
 constexpr int kArenaParities = 2;
 constexpr int kArenaLines = 256;
 constexpr size_t kArenaInlineBytes = 32;
-constexpr size_t kArenaSlotBytes = 1024;
+constexpr size_t kArenaSlotBytes = 8192;
 constexpr int kArenaRegistrations = 32;
 constexpr size_t kArenaHandleBytes = 64;
 
@@ -110,16 +112,19 @@ struct alignas(64) ArenaRankSlot {
 class NodeArena {
  public:
   // Collective over the communicator's bootstrap: rank 0 creates the segment
-  // (with `stageBytes` of staging per rank and parity) and every rank maps it.
+  // (with `stageBytes` of staging per rank and parity, and the lines' slots
+  // when `withRoundSlots`: 2 MiB per rank) and every rank maps it.
   static ncclResult_t open(Bootstrap& bootstrap, int rank, int nranks, size_t stageBytes,
-                           std::unique_ptr<NodeArena>* out);
+                           bool withRoundSlots, std::unique_ptr<NodeArena>* out);
 
   ArenaRankSlot& slot(int rank) const { return slots_[rank]; }
   char* staging(int rank, int parity) const {
     return staging_ + (static_cast<size_t>(rank) * kArenaParities + parity) * stageBytes_;
   }
   size_t stageBytes() const { return stageBytes_; }
-  // The data slot of `rank`'s operation line `line` (kArenaSlotBytes).
+  // Bytes of each line's slot: kArenaSlotBytes, or 0 without slots.
+  size_t roundSlotBytes() const { return roundSlots_ != nullptr ? kArenaSlotBytes : 0; }
+  // The data slot of `rank`'s operation line `line` (roundSlotBytes() > 0).
   char* roundSlot(int rank, int line) const {
     return roundSlots_ + (static_cast<size_t>(rank) * kArenaLines + line) * kArenaSlotBytes;
   }
