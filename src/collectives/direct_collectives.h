@@ -8,7 +8,8 @@
 //                                   only one side publishes, the others read)
 //   exchange(pieces, contribute, readsFrom)
 //                                   stage this rank's pieces (those peers
-//                                   read: not pieces.skip*), announce them,
+//                                   read: not pieces.skip*, nor its own piece
+//                                   with ownPieceUnstaged), announce them,
 //                                   and wait for the peers read this round
 //   reduce(src, dst, n, publish)    output[dst..] = (+) over ranks of input_r[src..]
 //   copyFrom(peer, side, src, dst, n)   peer's input/result [src..] -> output[dst..]

@@ -27,14 +27,13 @@ static_assert(kStepBackRounds < kArenaLines / 2, "a line the publisher may write
 constexpr int kStepBackPollPauses = 8;
 constexpr double kStepBackSeconds = 10e-6;
 
-// The most a round in which every rank publishes (and so meets the others)
-// puts in its slot. Only one-way rounds use the whole slot: there the
+// Only one-way rounds use the whole slot (kArenaSlotBytes): there the
 // publisher runs ahead of its readers (4 ranks on 2 cores, 8 KiB Broadcast:
-// 11.7 -> 1.2 us); a meeting round gains nothing from that, and a slot
-// touches more cold memory than a staging area used again every other
-// round (2 ranks, 4 KiB AllGather: 0.96 -> 1.08 us with 8 KiB).
-constexpr size_t kMeetingSlotBytes = 1024;
-static_assert(kMeetingSlotBytes <= kArenaSlotBytes, "a part of the slot");
+// 11.7 -> 1.2 us). A round in which every rank publishes meets the others
+// anyway and gains nothing from that, and a slot touches colder memory than
+// a staging area used again every other round (2 ranks, 4 KiB AllGather:
+// 0.96 -> 1.08 us through 8 KiB slots): it uses kArenaMeetingSlotBytes.
+static_assert(kArenaMeetingSlotBytes <= kArenaSlotBytes, "a part of the slot");
 
 }  // namespace
 
@@ -162,7 +161,7 @@ ncclResult_t DirectPrims::exchange(const RoundPieces& pieces, bool contribute, i
   const bool oneWay = !contribute || readsFrom == kNoPeer;
   inline_ = small && roundBytes <= kArenaInlineBytes;
   const size_t slotBytes = std::min(state_->arena->roundSlotBytes(),
-                                    oneWay ? kArenaSlotBytes : kMeetingSlotBytes);
+                                    oneWay ? kArenaSlotBytes : kArenaMeetingSlotBytes);
   slotted_ = small && !inline_ && roundBytes <= slotBytes;
   const bool withLine = inline_ || slotted_;
   // Rounds that copy one publisher's data (Broadcast's readers). A Reduce

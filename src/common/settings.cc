@@ -48,7 +48,8 @@ const Setting kSettings[] = {
     {"CHORUS_STAGE_BYTES", "1048576",
      "Direct algorithms between processes: bytes of shared staging per rank (twice, for "
      "alternate rounds); an operation runs in rounds that fit it, or a quarter of it when every "
-     "rank has a core of its own (smaller rounds pipeline better)."},
+     "rank has a core of its own, and always for Broadcast and Reduce (smaller rounds pipeline "
+     "better)."},
     // Devices
     {"CHORUS_DEVICE", "auto",
      "auto: bind a communicator to the current CUDA device when one is usable, else to the host; "

@@ -165,11 +165,13 @@ ncclResult_t setupDirect(ncclComm* comm) {
   comm->oneShotBytes = std::min(oneShotBytes, stageBytes);
   // Device staging in GPU memory leaves the arena only its lines.
   const size_t arenaStageBytes = p2p ? 64 : stageBytes;
-  // Small rounds travel in the lines' slots only between processes, with
-  // host memory (a device copy does not reach the arena synchronously).
-  const bool roundSlots = !device && !state.allInThisProcess;
+  // Small rounds travel in the lines' slots with host memory only (a device
+  // copy does not reach the arena synchronously); ranks of one process stage
+  // only one-shot AllReduce, where every rank publishes.
+  const size_t slotBytes = device ? 0
+                           : state.allInThisProcess ? kArenaMeetingSlotBytes : kArenaSlotBytes;
   CHORUS_CHECK(NodeArena::open(*comm->bootstrap, comm->rank, comm->nranks, arenaStageBytes,
-                               roundSlots, &comm->arena));
+                               slotBytes, &comm->arena));
 
   state.arena = comm->arena.get();
   state.stageBytes = comm->arena->stageBytes();

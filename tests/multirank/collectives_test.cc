@@ -3,6 +3,7 @@
 // sizes 0, 1, odd and large, every root, in place and out of place, one and
 // several channels, shared memory and sockets.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -220,14 +221,45 @@ TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
       for (int i = 0; i < 240 && ctx.failures.empty(); ++i) {
         const Coll coll = colls[i % 6];
         // int32 counts straddle the 32 inline bytes and the 1 KiB and 8 KiB
-        // slot limits (a ReduceScatter round moves twice as much); every
-        // 17th is staged. 13 counts: every collective meets every count.
-        const size_t counts[] = {1, 8, 9, 10, 60, 85, 86, 255, 256, 257, 2047, 2048, 2049};
-        const size_t count = i % 17 == 16 ? 3001 : counts[i % 13];
+        // slot limits (a ReduceScatter round stages twice as much: 4/5 and
+        // 128/129); every 19th is staged. 17 counts: every collective meets
+        // every count.
+        const size_t counts[] = {1,   4,   5,   8,   9,   10,   60,   85,  86,
+                                 128, 129, 255, 256, 257, 2047, 2048, 2049};
+        const size_t count = i % 19 == 18 ? 3001 : counts[i % 17];
         const CollCase c{coll, ncclInt32, ncclSum, count, (i / 6) % ctx.nranks, i % 4 == 0};
         runAndCheck(ctx, comm, c);
         if (!ctx.failures.empty()) ctx.fail("at operation " + std::to_string(i) + ": " + describe(c));
       }
+    });
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// How big a round is depends on whether every rank has a core of its own,
+// which each process learns from its CPU affinity: ranks agree on it (the
+// smaller rounds unless all have a core). Here rank 1 is bound to one CPU,
+// rank 0 is not; multi-round operations of every collective stay exact.
+TEST(CollectivesDirect, RanksWithDifferentAffinitiesAgreeOnTheirRounds) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "30");
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    if (ctx.rank == 1) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int first = 0;
+        while (first < CPU_SETSIZE && !CPU_ISSET(first, &set)) ++first;
+        CPU_ZERO(&set);
+        CPU_SET(first, &set);
+        ctx.check(sched_setaffinity(0, sizeof(set), &set) == 0, "binding rank 1 to one CPU");
+      }
+    }
+    onComm(ctx, [&](ncclComm_t comm) {
+      // 1.2 MB per rank: several rounds of either size.
+      for (Coll coll : {Coll::AllReduce, Coll::AllGather, Coll::ReduceScatter, Coll::Broadcast,
+                        Coll::Reduce})
+        runAndCheck(ctx, comm, CollCase{coll, ncclFloat32, ncclSum, 300001, 1, false});
     });
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);

@@ -21,41 +21,57 @@ size_t roundUp64(size_t n) { return (n + 63) / 64 * 64; }
 }  // namespace
 
 ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t stageBytes,
-                             bool withRoundSlots,
+                             size_t slotBytes,
                              std::unique_ptr<NodeArena>* out) {
   auto arena = std::unique_ptr<NodeArena>(new NodeArena());
   arena->stageBytes_ = roundUp64(stageBytes);
+  arena->slotBytes_ = roundUp64(slotBytes);
   arena->nranks_ = nranks;
-  const size_t slotBytes = roundUp64(sizeof(ArenaRankSlot) * static_cast<size_t>(nranks));
+  const size_t rankSlotsBytes = roundUp64(sizeof(ArenaRankSlot) * static_cast<size_t>(nranks));
   const size_t syncedBytes =
       roundUp64(sizeof(uint32_t) * (2 * static_cast<size_t>(nranks) * static_cast<size_t>(nranks) + 1));
   const size_t stagingBytes = arena->stageBytes_ * kArenaParities * static_cast<size_t>(nranks);
-  const size_t roundSlotBytes =
-      withRoundSlots ? kArenaSlotBytes * kArenaLines * static_cast<size_t>(nranks) : 0;
-  const size_t bytes = slotBytes + syncedBytes + stagingBytes + roundSlotBytes;
+  const size_t roundSlotBytes = arena->slotBytes_ * kArenaLines * static_cast<size_t>(nranks);
+  const size_t bytes = rankSlotsBytes + syncedBytes + stagingBytes + roundSlotBytes;
 
+  // A rank that cannot map the segment fails, and so does every other: each
+  // learns how the others fared (rank 0 sends an empty name when it could
+  // not create it), so none waits for a peer that has given up.
   char name[64] = {};
+  ncclResult_t mapped;
   if (rank == 0) {
     static std::atomic<uint64_t> counter{0};
     snprintf(name, sizeof(name), "/chorus-arena-%d-%llu", static_cast<int>(getpid()),
              static_cast<unsigned long long>(counter++));
-    CHORUS_CHECK(mapShmSegment(name, bytes, true, &arena->mapping_));
+    mapped = mapShmSegment(name, bytes, true, &arena->mapping_);
     // Fault every page in now, not during the first operation.
-    memset(arena->mapping_.base, 0, bytes);
+    if (mapped == ncclSuccess) memset(arena->mapping_.base, 0, bytes);
+    const char* sent = mapped == ncclSuccess ? name : "";
     for (int peer = 1; peer < nranks; ++peer)
-      CHORUS_CHECK(bootstrap.send(peer, kArenaNameTag, name, sizeof(name)));
+      CHORUS_CHECK(bootstrap.send(peer, kArenaNameTag, sent, sizeof(name)));
+    if (mapped != ncclSuccess) return mapped;
   } else {
     CHORUS_CHECK(bootstrap.recv(0, kArenaNameTag, name, sizeof(name)));
     name[sizeof(name) - 1] = '\0';
-    CHORUS_CHECK(mapShmSegment(name, bytes, false, &arena->mapping_));
+    if (name[0] == '\0')
+      CHORUS_FAIL(ncclSystemError, "rank 0 could not create the node arena (%zu bytes; its log "
+                  "says why)", bytes);
+    mapped = mapShmSegment(name, bytes, false, &arena->mapping_);
   }
-  ncclResult_t mapped = bootstrap.barrier();
+  std::vector<uint8_t> ok(static_cast<size_t>(nranks));
+  ok[static_cast<size_t>(rank)] = mapped == ncclSuccess;
+  const ncclResult_t gathered = bootstrap.allGather(ok.data(), 1);
   if (rank == 0) shm_unlink(name);  // every rank holds it now (or init failed)
   CHORUS_CHECK(mapped);
+  CHORUS_CHECK(gathered);
+  for (int r = 0; r < nranks; ++r)
+    if (!ok[static_cast<size_t>(r)])
+      CHORUS_FAIL(ncclSystemError, "rank %d could not map the node arena (its log says why)", r);
   arena->slots_ = static_cast<ArenaRankSlot*>(arena->mapping_.base);
-  arena->synced_ = reinterpret_cast<uint32_t*>(static_cast<char*>(arena->mapping_.base) + slotBytes);
-  arena->staging_ = static_cast<char*>(arena->mapping_.base) + slotBytes + syncedBytes;
-  if (withRoundSlots) arena->roundSlots_ = arena->staging_ + stagingBytes;
+  arena->synced_ =
+      reinterpret_cast<uint32_t*>(static_cast<char*>(arena->mapping_.base) + rankSlotsBytes);
+  arena->staging_ = static_cast<char*>(arena->mapping_.base) + rankSlotsBytes + syncedBytes;
+  arena->roundSlots_ = arena->staging_ + stagingBytes;
   TRACE(kLogShm, "rank %d: node arena %s, %zu bytes", rank, name, bytes);
   *out = std::move(arena);
   return ncclSuccess;

@@ -41,7 +41,10 @@ class Bootstrap;
 constexpr int kArenaParities = 2;
 constexpr int kArenaLines = 256;
 constexpr size_t kArenaInlineBytes = 32;
+// A line's slot: what one-way rounds (one side publishes, the others read)
+// may put there, and what rounds in which every rank publishes may.
 constexpr size_t kArenaSlotBytes = 8192;
+constexpr size_t kArenaMeetingSlotBytes = 1024;
 constexpr int kArenaRegistrations = 32;
 constexpr size_t kArenaHandleBytes = 64;
 
@@ -112,21 +115,21 @@ struct alignas(64) ArenaRankSlot {
 class NodeArena {
  public:
   // Collective over the communicator's bootstrap: rank 0 creates the segment
-  // (with `stageBytes` of staging per rank and parity, and the lines' slots
-  // when `withRoundSlots`: 2 MiB per rank) and every rank maps it.
+  // (with `stageBytes` of staging per rank and parity, and a slot of
+  // `slotBytes` beside each line: 0 for none) and every rank maps it.
   static ncclResult_t open(Bootstrap& bootstrap, int rank, int nranks, size_t stageBytes,
-                           bool withRoundSlots, std::unique_ptr<NodeArena>* out);
+                           size_t slotBytes, std::unique_ptr<NodeArena>* out);
 
   ArenaRankSlot& slot(int rank) const { return slots_[rank]; }
   char* staging(int rank, int parity) const {
     return staging_ + (static_cast<size_t>(rank) * kArenaParities + parity) * stageBytes_;
   }
   size_t stageBytes() const { return stageBytes_; }
-  // Bytes of each line's slot: kArenaSlotBytes, or 0 without slots.
-  size_t roundSlotBytes() const { return roundSlots_ != nullptr ? kArenaSlotBytes : 0; }
+  // Bytes of each line's slot (0: none).
+  size_t roundSlotBytes() const { return slotBytes_; }
   // The data slot of `rank`'s operation line `line` (roundSlotBytes() > 0).
   char* roundSlot(int rank, int line) const {
-    return roundSlots_ + (static_cast<size_t>(rank) * kArenaLines + line) * kArenaSlotBytes;
+    return roundSlots_ + (static_cast<size_t>(rank) * kArenaLines + line) * slotBytes_;
   }
   // synced(reader)[owner]: the generation of owner's registration table
   // that `reader` has mapped (written by `reader` only).
@@ -146,6 +149,7 @@ class NodeArena {
   char* staging_ = nullptr;
   char* roundSlots_ = nullptr;
   size_t stageBytes_ = 0;
+  size_t slotBytes_ = 0;
   uint32_t* synced_ = nullptr;
   int nranks_ = 0;
 };
