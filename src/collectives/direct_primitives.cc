@@ -154,7 +154,7 @@ ncclResult_t DirectPrims::exchange(const RoundPieces& pieces, bool contribute, i
   // Small rounds travel with their line (in it, or in its slot): they need
   // no staging area, so a publisher may run as far ahead as the lines allow.
   // The host mover only: a device copy would have to reach the arena.
-  const size_t roundBytes = pieces.count * stagedPieces(pieces) * elemSize_;
+  const size_t roundBytes = pieces.count * pieces.stagedPieces() * elemSize_;
   const bool small = !shared_ && state_->mover->synchronous();
   // Every rank of a one-way round knows it is one: it either publishes only
   // or reads only.
@@ -213,9 +213,9 @@ ncclResult_t DirectPrims::publishRound(const RoundPieces& pieces, bool contribut
   // A lent input is read where it is.
   if (!contribute || (lends() && lentInput_.id != 0)) return ncclSuccess;
   const size_t bytes = pieces.count * elemSize_;
-  if (bytes * stagedPieces(pieces) > state_->stageBytes)
+  if (bytes * pieces.stagedPieces() > state_->stageBytes)
     CHORUS_FAIL(ncclInternalError, "rank %d: a round of %zu bytes does not fit the %zu-byte "
-                "staging area", rank_, bytes * stagedPieces(pieces), state_->stageBytes);
+                "staging area", rank_, bytes * pieces.stagedPieces(), state_->stageBytes);
   DataMover& mover = *state_->mover;
   char* staging = stagedBase(rank_);
   for (size_t b = 0, place = 0; b < pieces.blocks; ++b) {

@@ -103,6 +103,9 @@ struct RoundPieces {
   size_t skipBegin = 0;
   size_t skipEnd = 0;
   bool ownPieceUnstaged = false;
+
+  // The pieces that take a place in a staging area.
+  size_t stagedPieces() const { return blocks - (ownPieceUnstaged ? 1 : 0); }
 };
 
 class DirectPrims {
@@ -156,10 +159,6 @@ class DirectPrims {
   // Staged: where input element `element` of this round sits in rank r's
   // staging area.
   size_t stagedPosition(int r, size_t element) const;
-  // Staged: the pieces of this round that take a place in a staging area.
-  size_t stagedPieces(const RoundPieces& pieces) const {
-    return pieces.blocks - (pieces.ownPieceUnstaged ? 1 : 0);
-  }
   // Staged: where rank r's pieces of this round are (its line or staging area).
   char* stagedBase(int r) const;
   ArenaOpLine& lineOf(int r) const { return state_->arena->slot(r).lines[line_]; }

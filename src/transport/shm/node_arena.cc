@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "bootstrap/bootstrap.h"
 #include "common/log.h"

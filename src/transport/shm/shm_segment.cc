@@ -27,11 +27,24 @@ ncclResult_t mapShmSegment(const char* name, size_t bytes, bool create, ShmMappi
     CHORUS_FAIL(ncclSystemError, "cannot size shared memory %s to %zu bytes: %s (is /dev/shm full?)",
                 name, bytes, strerror(err));
   }
+  // Sizing reserves no memory: a full /dev/shm would show as SIGBUS at the
+  // first touch of a page it cannot back. Reserving the pages now makes that
+  // an error (where the file system can; elsewhere pages come on first use).
+  if (create) {
+    const int err = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+    if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+      close(fd);
+      shm_unlink(name);
+      CHORUS_FAIL(ncclSystemError, "cannot reserve %zu bytes of shared memory for %s: %s (is "
+                  "/dev/shm too small? a container's default is 64 MiB)", bytes, name,
+                  strerror(err));
+    }
+  }
   // Mapping past the end of a smaller segment would fault (SIGBUS) on the
   // first access there: a peer that sized it differently is an error here.
-  struct stat st;
+  struct stat st {};
   if (!create && (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < bytes)) {
-    const long long found = fstat(fd, &st) == 0 ? static_cast<long long>(st.st_size) : -1;
+    const long long found = st.st_size;
     close(fd);
     CHORUS_FAIL(ncclInvalidUsage, "shared memory %s holds %lld bytes, this rank expects %zu: did "
                 "its creator use other settings?", name, found, bytes);
