@@ -47,9 +47,10 @@ ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t 
     mapped = mapShmSegment(name, bytes, true, &arena->mapping_);
     // Fault every page in now, not during the first operation.
     if (mapped == ncclSuccess) memset(arena->mapping_.base, 0, bytes);
-    const char* sent = mapped == ncclSuccess ? name : "";
+    char sent[sizeof(name)] = {};  // empty: not created
+    if (mapped == ncclSuccess) memcpy(sent, name, sizeof(name));
     for (int peer = 1; peer < nranks; ++peer)
-      CHORUS_CHECK(bootstrap.send(peer, kArenaNameTag, sent, sizeof(name)));
+      CHORUS_CHECK(bootstrap.send(peer, kArenaNameTag, sent, sizeof(sent)));
     if (mapped != ncclSuccess) return mapped;
   } else {
     CHORUS_CHECK(bootstrap.recv(0, kArenaNameTag, name, sizeof(name)));
