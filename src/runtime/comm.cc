@@ -54,4 +54,11 @@ void freeComm(ncclComm* comm) {
   delete comm;
 }
 
+bool everyRankWithUs(const ncclComm* comm, bool process) {
+  const PeerInfo& self = comm->peers[comm->rank];
+  for (const PeerInfo& peer : comm->peers)
+    if (peer.hostHash != self.hostHash || (process && !sameProcess(peer, self))) return false;
+  return true;
+}
+
 }  // namespace chorus

@@ -143,5 +143,8 @@ ncclResult_t checkComm(const ncclComm* comm, const char* caller);
 ncclResult_t commState(const ncclComm* comm);
 // Waits for a background init (if any) and frees everything.
 void freeComm(ncclComm* comm);
+// Whether every rank lives on this rank's host (with `process`, in its
+// process too). The same answer on every rank of a host: all see all peers.
+bool everyRankWithUs(const ncclComm* comm, bool process);
 
 }  // namespace chorus

@@ -1,10 +1,9 @@
 #include "runtime/connect.h"
 
-#include <algorithm>
-
 #include "common/log.h"
 #include "common/result.h"
 #include "common/settings.h"
+#include "runtime/agreed_settings.h"
 #include "runtime/comm.h"
 #include "runtime/direct_setup.h"
 #include "transport/shm/shm_transport.h"
@@ -81,21 +80,15 @@ ncclResult_t connectPeers(ncclComm* comm, int channel, const std::vector<int>& s
 }
 
 ncclResult_t setupDataPath(ncclComm* comm) {
-  const int64_t buffSize = settingInt("NCCL_BUFFSIZE");
-  if (buffSize < kSteps * 64 || buffSize > (int64_t{1} << 31))
-    CHORUS_FAIL(ncclInvalidArgument, "NCCL_BUFFSIZE=%lld: must be between %d and 2 GiB",
-                static_cast<long long>(buffSize), kSteps * 64);
-  // Slots hold whole 64-byte lines, so that every datatype divides them.
-  comm->slotSize = static_cast<size_t>(buffSize / kSteps) / 64 * 64;
-  comm->shmDisabled = settingInt("NCCL_SHM_DISABLE") != 0;
+  AgreedSettings settings;
+  CHORUS_CHECK(agreeOnSettings(comm, &settings));
+  comm->slotSize = settings.slotSize;
+  comm->shmDisabled = settings.shmDisabled;
   comm->timeoutSeconds = static_cast<double>(settingInt("CHORUS_TIMEOUT"));
   comm->shmTransport = makeShmTransport();
   comm->netTransport = makeSocketTransport();
   comm->p2p.resize(comm->nranks);
-
-  int64_t minChannels = std::max<int64_t>(1, settingInt("NCCL_MIN_NCHANNELS"));
-  int64_t maxChannels = std::max<int64_t>(minChannels, settingInt("NCCL_MAX_NCHANNELS"));
-  int nChannels = static_cast<int>(std::min<int64_t>(maxChannels, 32));
+  const int nChannels = settings.nChannels;
   comm->channels.resize(nChannels);
   if (comm->nranks == 1) return ncclSuccess;
   const int next = (comm->rank + 1) % comm->nranks;
@@ -107,7 +100,7 @@ ncclResult_t setupDataPath(ncclComm* comm) {
     comm->channels[c].toNext = std::move(sends[0]);
     comm->channels[c].fromPrev = std::move(recvs[0]);
   }
-  CHORUS_CHECK(setupDirect(comm));
+  CHORUS_CHECK(setupDirect(comm, settings));
   // Every sender has mapped what its receiver made before any rank goes on
   // (a rank that finished first could otherwise destroy its end too early).
   return comm->bootstrap->barrier();

@@ -137,7 +137,7 @@ DeviceStaging::~DeviceStaging() {
   cudaGetLastError();
 }
 
-ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p) {
+ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p, bool lendRegistered) {
   auto staging = std::make_unique<DeviceStaging>();
   staging->device = comm->cudaDev;
   staging->release = AllocationRelease::of(comm, SharedAllocation::DirectStaging);
@@ -162,7 +162,7 @@ ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p) {
   state.scratch = static_cast<char*>(staging->scratch);
   state.chunkBytes = stageBytes;
   comm->deviceStaging = std::move(staging);
-  if (p2p && localRegistrationEnabled()) {
+  if (lendRegistered) {
     comm->deviceRegistrations =
         std::make_unique<DeviceRegistrations>(comm, cudaIpcMemory(comm->cudaDev, rank));
     state.registered = comm->deviceRegistrations.get();

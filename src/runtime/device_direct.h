@@ -56,7 +56,8 @@ void releasePeerAllocations(void* own, const std::vector<void*>& opened,
 
 // Collective over the communicator: fills comm->direct's staging pointers,
 // scratch and round size for device buffers. The node arena is open (with
-// `stageBytes` of staging per rank and parity when p2p is off).
-ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p);
+// `stageBytes` of staging per rank and parity when p2p is off); with
+// `lendRegistered` (p2p only) registered buffers are lent to peers.
+ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p, bool lendRegistered);
 
 }  // namespace chorus

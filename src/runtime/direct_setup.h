@@ -6,11 +6,12 @@
 #pragma once
 
 #include "nccl.h"
+#include "runtime/agreed_settings.h"
 
 struct ncclComm;
 
 namespace chorus {
 
-ncclResult_t setupDirect(ncclComm* comm);
+ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings);
 
 }  // namespace chorus

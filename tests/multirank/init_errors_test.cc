@@ -280,10 +280,13 @@ TEST(Strangers, RanksThatDisagreeOnNranksAreToldWhy) {
 }
 
 // Settings come from each process's environment. Ranks that would run
-// different algorithms, or map an arena sized otherwise (that faulted with
-// SIGBUS), all fail instead, naming the setting.
-TEST(BadEnvironment, RanksWithDifferentDirectSettingsAllFailNamingTheSetting) {
+// different algorithms, map an arena sized otherwise (that faulted with
+// SIGBUS), or open rings their peers do not expect (those waited until
+// CHORUS_TIMEOUT) all fail at once instead, naming the setting.
+TEST(BadEnvironment, RanksWithDifferentSettingsAllFailAtOnceNamingTheSetting) {
   ScopedEnv host("CHORUS_DEVICE", "host");
+  // Longer than the whole test takes when the ranks fail at once.
+  ScopedEnv timeout("CHORUS_TIMEOUT", "30");
   struct Case {
     const char* name;
     const char* rank1Value;
@@ -294,8 +297,13 @@ TEST(BadEnvironment, RanksWithDifferentDirectSettingsAllFailNamingTheSetting) {
       {"CHORUS_STAGE_BYTES", "4194304", "CHORUS_STAGE_BYTES", ncclInvalidUsage},
       {"CHORUS_ONESHOT_BYTES", "1024", "CHORUS_ONESHOT_BYTES", ncclInvalidUsage},
       {"CHORUS_HOST_ALGO", "ring", "CHORUS_HOST_ALGO", ncclInvalidUsage},
+      {"NCCL_BUFFSIZE", "65536", "NCCL_BUFFSIZE", ncclInvalidUsage},
+      {"NCCL_MAX_NCHANNELS", "3", "NCCL_MAX_NCHANNELS", ncclInvalidUsage},
+      {"NCCL_MIN_NCHANNELS", "2", "NCCL_MIN_NCHANNELS", ncclInvalidUsage},
+      {"NCCL_SHM_DISABLE", "1", "NCCL_SHM_DISABLE", ncclInvalidUsage},
       // Invalid on rank 1 only: rank 1 says why, the others that it failed.
       {"CHORUS_STAGE_BYTES", "1", "rank 1 has invalid settings", ncclInvalidArgument},
+      {"NCCL_BUFFSIZE", "16", "rank 1 has invalid settings", ncclInvalidArgument},
   };
   for (const Case& c : cases) {
     auto failures = runRankProcesses(3, [&](RankContext& ctx) {

@@ -1,0 +1,134 @@
+#include "runtime/agreed_settings.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/result.h"
+#include "common/settings.h"
+#include "runtime/comm.h"
+#include "runtime/device_direct.h"
+#include "runtime/device_registrations.h"
+#include "transport/fifo.h"
+
+namespace chorus {
+namespace {
+
+constexpr int64_t kMaxBuffSize = int64_t{1} << 31;
+constexpr int64_t kMaxChannels = 32;
+constexpr int64_t kMaxStageBytes = int64_t{256} << 20;
+
+int usableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
+
+ncclResult_t readInRange(const char* name, int64_t low, int64_t high, int64_t* out) {
+  *out = settingInt(name);
+  if (*out < low || *out > high)
+    CHORUS_FAIL(ncclInvalidArgument, "%s=%lld: must be between %lld and %lld", name,
+                static_cast<long long>(*out), static_cast<long long>(low),
+                static_cast<long long>(high));
+  return ncclSuccess;
+}
+
+// This rank's settings, checked; the first invalid one is the error.
+ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
+  int64_t buffSize = 0;
+  CHORUS_CHECK(readInRange("NCCL_BUFFSIZE", kSteps * 64, kMaxBuffSize, &buffSize));
+  // Slots hold whole 64-byte lines, so that every datatype divides them.
+  out->slotSize = static_cast<size_t>(buffSize / kSteps) / 64 * 64;
+  out->shmDisabled = settingInt("NCCL_SHM_DISABLE") != 0;
+  const int64_t minChannels = std::max<int64_t>(1, settingInt("NCCL_MIN_NCHANNELS"));
+  const int64_t maxChannels = std::max(minChannels, settingInt("NCCL_MAX_NCHANNELS"));
+  out->nChannels = static_cast<int>(std::min(maxChannels, kMaxChannels));
+
+  const std::string algo = settingString("CHORUS_HOST_ALGO");
+  if (algo != "auto" && algo != "ring")
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_HOST_ALGO=%s: must be auto or ring", algo.c_str());
+  const int64_t oneShot = settingInt("CHORUS_ONESHOT_BYTES");
+  if (oneShot < 0)
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_ONESHOT_BYTES=%lld: must not be negative",
+                static_cast<long long>(oneShot));
+  int64_t stage = 0, deviceStage = 0;
+  CHORUS_CHECK(readInRange("CHORUS_STAGE_BYTES", 64, kMaxStageBytes, &stage));
+  CHORUS_CHECK(readInRange("CHORUS_DEVICE_STAGE_BYTES", 64, kMaxStageBytes, &deviceStage));
+  out->direct = algo != "ring" && !out->shmDisabled && everyRankWithUs(comm, false);
+  out->device = !comm->onHost();
+  out->p2p = out->device && deviceP2pEnabled();
+  out->lendRegistered = out->p2p && localRegistrationEnabled();
+  out->oneShotBytes = static_cast<size_t>(oneShot);
+  out->stageBytes = static_cast<size_t>(out->device ? deviceStage : stage);
+  out->coreEach = comm->nranks <= usableCpus();
+  return ncclSuccess;
+}
+
+// What one rank sends its peers: its settings and whether they were valid
+// (if not, its own log says why).
+struct SettingsRecord {
+  int64_t valid;
+  int64_t slotSize, shmDisabled, nChannels;
+  int64_t direct, device, p2p, lendRegistered, oneShotBytes, stageBytes, coreEach;
+};
+
+SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
+  return SettingsRecord{valid, static_cast<int64_t>(s.slotSize), s.shmDisabled, s.nChannels,
+                        s.direct, s.device, s.p2p, s.lendRegistered,
+                        static_cast<int64_t>(s.oneShotBytes), static_cast<int64_t>(s.stageBytes),
+                        s.coreEach};
+}
+
+struct Field {
+  int64_t SettingsRecord::*value;
+  const char* what;
+  bool onlyWithDirect;  // compared only when the direct algorithms run
+};
+
+// In the order they are checked: a difference explains those after it.
+const Field kSameOnEveryRank[] = {
+    {&SettingsRecord::slotSize, "ring slot bytes (NCCL_BUFFSIZE / 8)", false},
+    {&SettingsRecord::nChannels, "ring channels (NCCL_MIN_NCHANNELS, NCCL_MAX_NCHANNELS)", false},
+    {&SettingsRecord::shmDisabled, "NCCL_SHM_DISABLE", false},
+    {&SettingsRecord::direct, "direct algorithms on (CHORUS_HOST_ALGO)", false},
+    {&SettingsRecord::device, "bound to a GPU (CHORUS_DEVICE)", true},
+    {&SettingsRecord::p2p, "GPU memory mapped between ranks (NCCL_P2P_DISABLE)", true},
+    {&SettingsRecord::lendRegistered, "registered buffers lent to peers (NCCL_LOCAL_REGISTER)", true},
+    {&SettingsRecord::oneShotBytes, "CHORUS_ONESHOT_BYTES", true},
+    {&SettingsRecord::stageBytes, "CHORUS_STAGE_BYTES (CHORUS_DEVICE_STAGE_BYTES on GPUs)", true},
+};
+
+}  // namespace
+
+ncclResult_t agreeOnSettings(ncclComm* comm, AgreedSettings* out) {
+  *out = AgreedSettings{};
+  const ncclResult_t read = readSettings(comm, out);
+  if (comm->nranks == 1) return read;
+  // Every rank learns whether every rank's settings were valid: one that
+  // failed alone would leave its peers waiting for it.
+  std::vector<SettingsRecord> all(comm->nranks);
+  const SettingsRecord mine = recordOf(*out, read == ncclSuccess);
+  all[comm->rank] = mine;
+  CHORUS_CHECK(comm->bootstrap->allGather(all.data(), sizeof(SettingsRecord)));
+  if (read != ncclSuccess) return read;
+  for (int r = 0; r < comm->nranks; ++r) {
+    const SettingsRecord& peer = all[r];
+    if (!peer.valid)
+      CHORUS_FAIL(ncclInvalidUsage, "rank %d has invalid settings (its log says which)", r);
+    for (const Field& field : kSameOnEveryRank) {
+      if (field.onlyWithDirect && !out->direct) break;
+      if (peer.*field.value != mine.*field.value)
+        CHORUS_FAIL(ncclInvalidUsage, "rank %d and rank %d differ in %s: %lld against %lld; "
+                    "every rank of a communicator needs the same", comm->rank, r, field.what,
+                    static_cast<long long>(mine.*field.value),
+                    static_cast<long long>(peer.*field.value));
+    }
+    out->coreEach = out->coreEach && peer.coreEach != 0;
+  }
+  return ncclSuccess;
+}
+
+}  // namespace chorus
