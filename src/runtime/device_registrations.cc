@@ -1,5 +1,7 @@
 #include "runtime/device_registrations.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -33,7 +35,8 @@ DeviceRegistrations::DeviceRegistrations(ncclComm* comm, std::unique_ptr<Exporte
       mappings_(static_cast<size_t>(comm->nranks) * kArenaRegistrations) {
   // Said before the thread reads any table: an owner that retires an entry
   // after reading 0 here knows this rank never mapped it.
-  __atomic_store_n(&comm_->arena->slot(comm_->rank).mapsRegistrations, 1u, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&comm_->arena->slot(comm_->rank).registrationMapperPid,
+                   static_cast<uint32_t>(getpid()), __ATOMIC_SEQ_CST);
   mapper_ = std::thread([this] { mapLoop(); });
 }
 
@@ -56,7 +59,7 @@ DeviceRegistrations::~DeviceRegistrations() {
   for (Mapping& mapping : mappings_)
     if (mapping.opened) memory_->close(mapping.base);
   // Owners that deregister from now on do not wait for this rank.
-  __atomic_store_n(&comm_->arena->slot(comm_->rank).mapsRegistrations, 0u, __ATOMIC_RELEASE);
+  __atomic_store_n(&comm_->arena->slot(comm_->rank).registrationMapperPid, 0u, __ATOMIC_RELEASE);
 }
 
 void DeviceRegistrations::mapLoop() {
@@ -136,7 +139,7 @@ bool DeviceRegistrations::lendable(int entry, uint32_t id) const {
   NodeArena& arena = *comm_->arena;
   for (int peer = 0; peer < comm_->nranks; ++peer) {
     if (peer == comm_->rank) continue;
-    if (__atomic_load_n(&arena.slot(peer).mapsRegistrations, __ATOMIC_ACQUIRE) != 1) return false;
+    if (__atomic_load_n(&arena.slot(peer).registrationMapperPid, __ATOMIC_ACQUIRE) == 0) return false;
     const uint32_t seen = __atomic_load_n(&arena.synced(peer)[comm_->rank], __ATOMIC_ACQUIRE);
     if (!reached(seen, id)) return false;
     // Stored before `seen`: it describes that generation or a later one.
@@ -151,8 +154,10 @@ bool DeviceRegistrations::released(uint32_t generation) const {
   for (int peer = 0; peer < comm_->nranks; ++peer) {
     if (peer == comm_->rank) continue;
     // A peer without a mapping thread (none yet, or its communicator is
-    // gone) maps nothing of ours.
-    if (__atomic_load_n(&arena.slot(peer).mapsRegistrations, __ATOMIC_ACQUIRE) == 0) continue;
+    // gone), or whose process died, maps nothing of ours.
+    const pid_t mapper = static_cast<pid_t>(
+        __atomic_load_n(&arena.slot(peer).registrationMapperPid, __ATOMIC_ACQUIRE));
+    if (mapper == 0 || peerProcessGone(mapper)) continue;
     if (!reached(__atomic_load_n(&arena.synced(peer)[comm_->rank], __ATOMIC_ACQUIRE), generation))
       return false;
   }

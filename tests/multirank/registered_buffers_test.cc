@@ -5,6 +5,8 @@
 // opened and closed as an IPC handle would be, and the collectives read
 // peers' buffers where they are.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -374,6 +376,54 @@ TEST(RegisteredBuffersLent, DeregisteringDoesNotWaitForAPeerThatIsGone) {
     ctx.checkNccl(ncclCommDeregister(comm, handle), "deregister");
     ctx.check(std::chrono::steady_clock::now() - began < std::chrono::seconds(1),
               "deregistering waited for a peer whose communicator is gone");
+    comm->direct.registered = nullptr;
+    ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// The pid of a process that has exited and been reaped.
+pid_t pidOfAGoneProcess() {
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);
+  return child;
+}
+
+// A peer whose process died while it mapped this rank's tables never says
+// it closed them: deregistering does not wait for it. Rank 1 plays that
+// peer: no mapping thread, and its slot naming a process that is gone.
+TEST(RegisteredBuffersLent, DeregisteringDoesNotWaitForAPeerWhoseProcessDied) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  const pid_t gone = pidOfAGoneProcess();
+  std::atomic<bool> peerDied{false}, deregistered{false};
+  auto failures = runRankThreads(2, [&](RankContext& ctx) {
+    ncclComm_t comm = initRankComm(ctx);
+    if (comm == nullptr) return;
+    if (!ctx.check(comm->arena != nullptr, "the direct algorithms are not on")) {
+      ncclCommDestroy(comm);
+      return;
+    }
+    uint32_t& mapperPid = comm->arena->slot(ctx.rank).registrationMapperPid;
+    if (ctx.rank == 1) {
+      __atomic_store_n(&mapperPid, static_cast<uint32_t>(gone), __ATOMIC_RELEASE);
+      peerDied = true;
+      while (!deregistered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      __atomic_store_n(&mapperPid, 0u, __ATOMIC_RELEASE);
+      ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
+      return;
+    }
+    HostExport& memory = lendThroughHost(ctx, comm);
+    std::vector<float> send(kCount);
+    memory.declare(send.data(), send.size() * sizeof(float));
+    while (!peerDied) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    void* handle = nullptr;
+    ctx.checkNccl(ncclCommRegister(comm, send.data(), send.size() * sizeof(float), &handle), "register");
+    const auto began = std::chrono::steady_clock::now();
+    ctx.checkNccl(ncclCommDeregister(comm, handle), "deregister");
+    ctx.check(std::chrono::steady_clock::now() - began < std::chrono::seconds(1),
+              "deregistering waited for a peer whose process is gone");
+    deregistered = true;
     comm->direct.registered = nullptr;
     ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
   });

@@ -104,9 +104,10 @@ struct alignas(64) ArenaRankSlot {
   ArenaRegistration registrations[kArenaRegistrations];  // written by the owner only
   // Release-stored by the owner after each change of its table.
   alignas(64) uint32_t registrationGeneration;
-  // 1 while this rank has a thread that maps its peers' tables; 0 before
-  // and after (lending needs every peer's; releasing waits for none gone).
-  uint32_t mapsRegistrations;
+  // The pid of this rank's process while it has a thread that maps its
+  // peers' tables; 0 before and after (lending needs every peer's; releasing
+  // waits for none gone, whether its thread stopped or its process died).
+  uint32_t registrationMapperPid;
   // Bit k set (by the owner, at teardown) once this rank no longer maps or
   // reads any peer's memory of kind k (runtime/allocation_release.h).
   uint32_t closedAllocations;
