@@ -41,9 +41,10 @@ ncclResult_t mapShmSegment(const char* name, size_t bytes, bool create, ShmMappi
     }
   }
   // Mapping past the end of a smaller segment would fault (SIGBUS) on the
-  // first access there: a peer that sized it differently is an error here.
+  // first access there, and a larger one was laid out by other settings:
+  // a creator that sized it differently is an error here.
   struct stat st {};
-  if (!create && (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < bytes)) {
+  if (!create && (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) != bytes)) {
     const long long found = st.st_size;
     close(fd);
     CHORUS_FAIL(ncclInvalidUsage, "shared memory %s holds %lld bytes, this rank expects %zu: did "
