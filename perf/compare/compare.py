@@ -232,11 +232,12 @@ def parse(run, lines):
                 "busbw": float(f[10]), "check": f[11], "wrong": int(float(f[12]))})
 
 
-def run_one(args, exe_dir, lib, op, nranks, state):
+def run_one(args, exe_dir, lib, op, nranks, state, pass_index=0):
     run = Run(lib, op, nranks)
     exe = str(exe_dir / f"compare_{lib}")
     bargs = bench_args(args, op)
-    logpath = args.out / "logs" / f"{lib}-{op}-n{nranks}.log"
+    suffix = f"-pass{pass_index + 1}" if args.repeat > 1 else ""
+    logpath = args.out / "logs" / f"{lib}-{op}-n{nranks}{suffix}.log"
     base = dict(os.environ)
     if lib in ("chorus", "gloo"):
         extra = {"WORLD_SIZE": str(nranks), "MASTER_ADDR": "127.0.0.1"}
@@ -273,7 +274,7 @@ def run_one(args, exe_dir, lib, op, nranks, state):
             log("  openmpi failed in its single-copy mechanism; again with "
                 "OMPI_MCA_btl_vader_single_copy_mechanism=none")
             state["ompi_env"] = {"OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
-            return run_one(args, exe_dir, lib, op, nranks, state)
+            return run_one(args, exe_dir, lib, op, nranks, state, pass_index)
     run.log = str(logpath)
     run.status = status
     parse(run, lines)
@@ -283,6 +284,50 @@ def run_one(args, exe_dir, lib, op, nranks, state):
         for line in tail:
             log(f"    | {line}")
     return run
+
+
+def median_run(passes):
+    """One Run of a library's passes at one collective and rank count: at
+    each size the pass with the median time (the upper one of an even
+    count), with the fastest and slowest times beside it. A wrong result in
+    any pass is the size's result."""
+    if len(passes) == 1:
+        return passes[0]
+    first = passes[0]
+    run = Run(first.lib, first.op, first.nranks)
+    run.version, run.command, run.env = first.version, first.command, first.env
+    run.seconds = sum(p.seconds for p in passes)
+    failed = [p for p in passes if p.status != "ok"]
+    run.status = failed[0].status if failed else "ok"
+    run.log = (failed[0] if failed else first).log
+    by_size = {}
+    for p in passes:
+        for r in p.results:
+            by_size.setdefault(r["bytes"], []).append(r)
+    for size in sorted(by_size):
+        rows = by_size[size]
+        wrong = [r for r in rows if r["check"] != "ok"]
+        if wrong:
+            run.log = next(p.log for p in passes if any(r in p.results for r in wrong))
+        times = sorted(r["time_us"] for r in rows)
+        chosen = dict(wrong[0] if wrong else sorted(rows, key=lambda r: r["time_us"])[len(rows) // 2])
+        chosen.update({"passes": len(rows), "min_us": times[0], "max_us": times[-1]})
+        run.results.append(chosen)
+    return run
+
+
+def run_collective(args, exe_dir, op, n, state):
+    """Every library's run of one collective at one rank count, repeated
+    --repeat times: the libraries take turns, so that a slow drift of the
+    machine does not favour one of them, and the order rotates from pass to
+    pass, so that none always runs first. Returns (one median Run per
+    library, every pass's Run)."""
+    passes = {lib: [] for lib in args.libs}
+    for k in range(args.repeat):
+        shift = k % len(args.libs)
+        for lib in args.libs[shift:] + args.libs[:shift]:
+            passes[lib].append(run_one(args, exe_dir, lib, op, n, state, k))
+    return [median_run(passes[lib]) for lib in args.libs], [r for lib in args.libs for r in passes[lib]]
 
 
 # --------------------------------------------------------------------- report
@@ -481,11 +526,16 @@ def main():
     p.add_argument("--out", default="", help="output folder (default BUILD_DIR/compare)")
     p.add_argument("--run-timeout", type=int, default=300, help="seconds one program run may take (default %(default)s)")
     p.add_argument("--no-build", action="store_true", help="use the programs already built")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="passes per collective and rank count, libraries taking turns; each size reports "
+                        "the pass with the median time (default %(default)s; 3 takes about 3 times as long)")
     args = p.parse_args()
 
     args.libs = [x for x in args.libs.split(",") if x]
     args.ops = [x for x in args.ops.split(",") if x]
     args.ranks = [int(x) for x in args.ranks.split(",") if x]
+    if args.repeat < 1:
+        sys.exit("compare: --repeat must be at least 1")
     args.sizes = [int(x, 0) for x in args.sizes.split(",") if x]
     for lib in args.libs:
         if lib not in LIBS:
@@ -512,20 +562,24 @@ def main():
     machine = machine_info()
     log(f"compare: {machine['nproc']} cores ({machine['cpu']}), {machine['memory']}; "
         f"libraries {','.join(args.libs)}; collectives {','.join(args.ops)}; ranks {args.ranks}"
-        f"{'; quick' if args.quick else ''}; output in {args.out}")
+        f"{'; quick' if args.quick else ''}{f'; {args.repeat} passes' if args.repeat > 1 else ''}"
+        f"; output in {args.out}")
 
-    runs, state = [], {}
+    runs, every_pass, state = [], [], {}
     for n in args.ranks:
         for op in args.ops:
-            # The libraries take turns at each collective, so that a slow drift
-            # of the machine does not favour one of them.
-            for lib in args.libs:
-                runs.append(run_one(args, exe_dir, lib, op, n, state))
+            medians, passes = run_collective(args, exe_dir, op, n, state)
+            runs += medians
+            every_pass += passes
 
     rows = [r for run in runs for r in run.results]
+    for r in rows:
+        r.setdefault("passes", 1)
+        r.setdefault("min_us", r["time_us"])
+        r.setdefault("max_us", r["time_us"])
     with open(args.out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["lib", "op", "nranks", "bytes", "count", "warmup", "iters", "time_us",
-                                          "algbw", "busbw", "check", "wrong"])
+                                          "algbw", "busbw", "check", "wrong", "passes", "min_us", "max_us"])
         w.writeheader()
         w.writerows(rows)
     command = " ".join([os.path.relpath(sys.argv[0], Path.cwd()) if Path(sys.argv[0]).exists() else sys.argv[0],
@@ -535,7 +589,9 @@ def main():
     # Other work on the machine moves these numbers a lot on 2 cores: say how busy it was.
     load_after = loadavg()
     header = (f"Chorus side by side: host memory, float sum, root 0; {machine['nproc']} cores ({machine['cpu']})"
-              f"{'; --quick' if args.quick else ''}; load average {load_before} before, {load_after} after")
+              f"{'; --quick' if args.quick else ''}"
+              f"{f'; median of {args.repeat} passes' if args.repeat > 1 else ''}"
+              f"; load average {load_before} before, {load_after} after")
     text = "\n".join([header, "", table, "", table_notes()] +
                      (["", "PROBLEMS (these numbers are not valid):"] + bad if bad else [])) + "\n"
     (args.out / "table.txt").write_text(text)
@@ -543,11 +599,12 @@ def main():
     meta = {
         "command": command, "started": started.isoformat(timespec="seconds"),
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine, "loadavg_before": load_before, "loadavg_after": load_after, "quick": args.quick, "ranks": args.ranks, "ops": args.ops,
+        "machine": machine, "loadavg_before": load_before, "loadavg_after": load_after, "quick": args.quick, "repeat": args.repeat, "ranks": args.ranks, "ops": args.ops,
         "inherited_env": {k: v for k, v in os.environ.items()
                           if k.startswith(("NCCL_", "CHORUS_", "OMPI_", "MPIR_", "MPICH_", "UCX_", "GLOO_"))},
         "runs": [{"lib": r.lib, "op": r.op, "nranks": r.nranks, "version": r.version, "status": r.status,
-                  "command": r.command, "env": r.env, "seconds": round(r.seconds, 1), "log": r.log} for r in runs],
+                  "command": r.command, "env": r.env, "seconds": round(r.seconds, 1), "log": r.log}
+                 for r in every_pass],
     }
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
 
@@ -559,7 +616,7 @@ def main():
     print(f"took {(datetime.datetime.now().astimezone() - started).total_seconds() / 60:.1f} min")
     # A peer's wrong result is reported above; only Chorus' own failures fail the command.
     return 1 if any(run.lib == "chorus" and (run.status != "ok" or any(r["check"] != "ok" for r in run.results))
-                    for run in runs) else 0
+                    for run in every_pass) else 0
 
 
 if __name__ == "__main__":
