@@ -148,6 +148,7 @@ class Run:
         self.env = {}
         self.seconds = 0.0
         self.log = None
+        self.wrong_log = None  # the log of the (first) pass with wrong results, if not `log`
 
 
 def bench_args(args, op):
@@ -297,22 +298,22 @@ def median_run(passes):
     run = Run(first.lib, first.op, first.nranks)
     run.version, run.command, run.env = first.version, first.command, first.env
     run.seconds = sum(p.seconds for p in passes)
-    failed = [p for p in passes if p.status != "ok"]
+    # A pass that crashed or timed out says more than one with wrong results.
+    failed = sorted((p for p in passes if p.status != "ok"), key=lambda p: p.status == "wrong results")
     run.status = failed[0].status if failed else "ok"
     run.log = (failed[0] if failed else first).log
     by_size = {}
     for p in passes:
         for r in p.results:
-            by_size.setdefault(r["bytes"], []).append(r)
+            by_size.setdefault(r["bytes"], []).append((r, p))
     for size in sorted(by_size):
         rows = by_size[size]
-        wrong = [r for r in rows if r["check"] != "ok"]
-        if wrong:
-            run.log = next(p.log for p in passes if any(r in p.results for r in wrong))
-        times = sorted(r["time_us"] for r in rows)
-        chosen = dict(wrong[0] if wrong else sorted(rows, key=lambda r: r["time_us"])[len(rows) // 2])
-        chosen.update({"passes": len(rows), "min_us": times[0], "max_us": times[-1]})
-        run.results.append(chosen)
+        wrong = [(r, p) for r, p in rows if r["check"] != "ok"]
+        if wrong and run.wrong_log is None:
+            run.wrong_log = wrong[0][1].log
+        times = sorted(r["time_us"] for r, _ in rows)
+        chosen = wrong[0][0] if wrong else sorted((r for r, _ in rows), key=lambda r: r["time_us"])[len(rows) // 2]
+        run.results.append(dict(chosen, passes=len(rows), min_us=times[0], max_us=times[-1]))
     return run
 
 
@@ -419,13 +420,18 @@ def table_notes():
             "Chorus is faster. FAIL: the result was wrong, the number is not shown. ERR: the run failed.")
 
 
-def failures(runs):
+def failures(runs, repeat=1):
     out = []
     for run in runs:
+        short = [r for r in run.results if r.get("passes", repeat) < repeat]
+        if short and run.status == "ok":
+            sizes = ", ".join(f"{fmt_bytes(r['bytes'])} ({r['passes']})" for r in short)
+            out.append(f"  !! FEWER PASSES   {run.lib} {run.op} n={run.nranks}: {sizes} of {repeat}")
         bad = [r for r in run.results if r["check"] != "ok"]
         if bad:
             sizes = ", ".join(f"{fmt_bytes(r['bytes'])} ({r['wrong']} wrong)" for r in bad)
-            out.append(f"  !! WRONG RESULTS  {run.lib} {run.op} n={run.nranks}: {sizes}; details in {run.log}")
+            out.append(f"  !! WRONG RESULTS  {run.lib} {run.op} n={run.nranks}: {sizes}; "
+                       f"details in {run.wrong_log or run.log}")
         if run.status not in ("ok", "wrong results"):
             out.append(f"  !! RUN FAILED     {run.lib} {run.op} n={run.nranks}: {run.status}; see {run.log}")
     return out
@@ -585,7 +591,7 @@ def main():
     command = " ".join([os.path.relpath(sys.argv[0], Path.cwd()) if Path(sys.argv[0]).exists() else sys.argv[0],
                         *sys.argv[1:]])
     table = make_table(args, runs, args.libs)
-    bad = failures(runs)
+    bad = failures(runs, args.repeat)
     # Other work on the machine moves these numbers a lot on 2 cores: say how busy it was.
     load_after = loadavg()
     header = (f"Chorus side by side: host memory, float sum, root 0; {machine['nproc']} cores ({machine['cpu']})"

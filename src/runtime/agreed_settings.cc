@@ -82,24 +82,41 @@ SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
                         s.coreEach};
 }
 
+// Which peers a setting must match.
+enum class Among {
+  Everyone,   // the ring's shape
+  SameHost,   // how ranks of one host connect (ranks on other hosts use sockets)
+  Direct,     // only when the direct algorithms run (every rank on one host)
+};
+
 struct Field {
   int64_t SettingsRecord::*value;
   const char* what;
-  bool onlyWithDirect;  // compared only when the direct algorithms run
+  Among among;
 };
 
 // In the order they are checked: a difference explains those after it.
 const Field kSameOnEveryRank[] = {
-    {&SettingsRecord::slotSize, "ring slot bytes (NCCL_BUFFSIZE / 8)", false},
-    {&SettingsRecord::nChannels, "ring channels (NCCL_MIN_NCHANNELS, NCCL_MAX_NCHANNELS)", false},
-    {&SettingsRecord::shmDisabled, "NCCL_SHM_DISABLE", false},
-    {&SettingsRecord::direct, "direct algorithms on (CHORUS_HOST_ALGO)", false},
-    {&SettingsRecord::device, "bound to a GPU (CHORUS_DEVICE)", true},
-    {&SettingsRecord::p2p, "GPU memory mapped between ranks (NCCL_P2P_DISABLE)", true},
-    {&SettingsRecord::lendRegistered, "registered buffers lent to peers (NCCL_LOCAL_REGISTER)", true},
-    {&SettingsRecord::oneShotBytes, "CHORUS_ONESHOT_BYTES", true},
-    {&SettingsRecord::stageBytes, "CHORUS_STAGE_BYTES (CHORUS_DEVICE_STAGE_BYTES on GPUs)", true},
+    {&SettingsRecord::slotSize, "ring slot bytes (NCCL_BUFFSIZE / 8)", Among::Everyone},
+    {&SettingsRecord::nChannels, "ring channels (NCCL_MIN_NCHANNELS, NCCL_MAX_NCHANNELS)", Among::Everyone},
+    {&SettingsRecord::shmDisabled, "NCCL_SHM_DISABLE", Among::SameHost},
+    // Differs only with CHORUS_HOST_ALGO: its other inputs are compared above
+    // or the same everywhere (whether every rank is on one host).
+    {&SettingsRecord::direct, "direct algorithms on (CHORUS_HOST_ALGO)", Among::Everyone},
+    {&SettingsRecord::device, "bound to a GPU (CHORUS_DEVICE)", Among::Direct},
+    {&SettingsRecord::p2p, "GPU memory mapped between ranks (NCCL_P2P_DISABLE)", Among::Direct},
+    {&SettingsRecord::oneShotBytes, "CHORUS_ONESHOT_BYTES", Among::Direct},
+    {&SettingsRecord::stageBytes, "CHORUS_STAGE_BYTES (CHORUS_DEVICE_STAGE_BYTES on GPUs)", Among::Direct},
 };
+
+bool mustMatch(const Field& field, const ncclComm* comm, int peer, bool direct) {
+  switch (field.among) {
+    case Among::Everyone: return true;
+    case Among::SameHost: return comm->peers[peer].hostHash == comm->peers[comm->rank].hostHash;
+    case Among::Direct: return direct;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -119,14 +136,18 @@ ncclResult_t agreeOnSettings(ncclComm* comm, AgreedSettings* out) {
     if (!peer.valid)
       CHORUS_FAIL(ncclInvalidUsage, "rank %d has invalid settings (its log says which)", r);
     for (const Field& field : kSameOnEveryRank) {
-      if (field.onlyWithDirect && !out->direct) break;
+      if (!mustMatch(field, comm, r, out->direct)) continue;
       if (peer.*field.value != mine.*field.value)
         CHORUS_FAIL(ncclInvalidUsage, "rank %d and rank %d differ in %s: %lld against %lld; "
                     "every rank of a communicator needs the same", comm->rank, r, field.what,
                     static_cast<long long>(mine.*field.value),
                     static_cast<long long>(peer.*field.value));
     }
+    // Not errors: a rank without a core of its own makes every rank pace
+    // its waits for shared cores; a rank that lends nothing (it maps no
+    // peer's registrations either) makes lending pointless for all.
     out->coreEach = out->coreEach && peer.coreEach != 0;
+    out->lendRegistered = out->lendRegistered && peer.lendRegistered != 0;
   }
   return ncclSuccess;
 }

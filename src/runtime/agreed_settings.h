@@ -7,8 +7,10 @@
 // size (SIGBUS), or reads the wrong bytes. So the ranks gather what they
 // read once, before any connection opens, and all fail alike when it
 // differs: ncclInvalidUsage naming the setting and both values. A rank whose
-// own settings are invalid fails with its own error, and its peers learn
-// which rank it was instead of waiting for it.
+// own settings are invalid fails with its own error (with one rank too),
+// and its peers learn which rank it was instead of waiting for it. Two
+// choices are combined instead of compared: a core per rank and lending of
+// registered buffers hold only where they hold on every rank.
 //
 // The ring kernel on devices agrees on its own settings when it is created
 // (runtime/device_ring.cc).
@@ -32,7 +34,8 @@ struct AgreedSettings {
   bool direct = false;        // every rank on this host, shared memory allowed, not CHORUS_HOST_ALGO=ring
   bool device = false;        // bound to a CUDA device, not the host
   bool p2p = false;           // device staging mapped between GPUs (NCCL_P2P_DISABLE)
-  bool lendRegistered = false;  // registered device buffers lent to peers (NCCL_LOCAL_REGISTER)
+  bool lendRegistered = false;  // registered device buffers lent to peers (NCCL_LOCAL_REGISTER
+                                // on every rank)
   size_t oneShotBytes = 0;    // CHORUS_ONESHOT_BYTES
   size_t stageBytes = 0;      // CHORUS_STAGE_BYTES, or CHORUS_DEVICE_STAGE_BYTES on devices
   bool coreEach = false;      // a core per rank: follows each process's affinity, true only

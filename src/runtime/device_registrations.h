@@ -15,9 +15,10 @@
 // mapped: its line names the entry instead of staging a copy, and peers
 // read it in place; an entry a peer cannot map is never lent. Deregistering
 // clears the entry and waits (up to kReleaseSeconds) until every peer that
-// maps registrations has closed it, so that the caller may free the memory.
+// maps registrations has closed it, so that the caller may free the memory
+// (a peer whose process died is not waited for).
 //
-// NCCL_LOCAL_REGISTER=0 turns it off.
+// NCCL_LOCAL_REGISTER=0 on any rank turns it off for all.
 #pragma once
 
 #include <atomic>

@@ -309,8 +309,10 @@ TEST(BadEnvironment, RanksWithDifferentSettingsAllFailAtOnceNamingTheSetting) {
     auto failures = runRankProcesses(3, [&](RankContext& ctx) {
       if (ctx.rank == 1) setenv(c.name, c.rank1Value, 1);
       ncclComm_t comm = nullptr;
+      const auto start = std::chrono::steady_clock::now();
       const ncclResult_t r = ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank);
       const std::string message = ncclGetLastError(nullptr);
+      ctx.check(secondsSince(start) < 15.0, "init took until CHORUS_TIMEOUT: " + message);
       if (ctx.rank == 1) {
         ctx.check(r == c.rank1Result, "rank 1 got " + std::to_string(r) + ": " + message);
         ctx.check(message.find(c.name) != std::string::npos, "rank 1's message: " + message);
@@ -322,6 +324,20 @@ TEST(BadEnvironment, RanksWithDifferentSettingsAllFailAtOnceNamingTheSetting) {
     });
     EXPECT_TRUE(failures.empty()) << c.name << "=" << c.rank1Value << " on rank 1\n"
                                   << joinFailures(failures);
+  }
+}
+
+// A communicator of one rank checks its settings as any other does.
+TEST(BadEnvironment, InvalidSettingFailsACommunicatorOfOneRankNamingIt) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  for (const char* name : {"NCCL_BUFFSIZE", "CHORUS_STAGE_BYTES", "CHORUS_HOST_ALGO"}) {
+    ScopedEnv bad(name, "1");
+    ncclUniqueId id;
+    ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+    ncclComm_t comm = nullptr;
+    EXPECT_EQ(ncclCommInitRank(&comm, 1, id, 0), ncclInvalidArgument) << name;
+    EXPECT_TRUE(lastErrorHas(std::string(name) + "=1")) << ncclGetLastError(nullptr);
+    if (comm != nullptr) ncclCommDestroy(comm);
   }
 }
 
