@@ -20,7 +20,9 @@ AllocationRelease::AllocationRelease(NodeArena* arena, int rank, std::vector<pid
 AllocationRelease AllocationRelease::of(ncclComm* comm, SharedAllocation kind) {
   std::vector<pid_t> pids;
   for (const PeerInfo& peer : comm->peers)
-    pids.push_back(sameProcess(peer, comm->peers[comm->rank]) ? 0 : static_cast<pid_t>(peer.pid));
+    pids.push_back(sameProcess(peer, comm->peers[comm->rank]) ? 0
+                   : probeablePid(peer, comm->peers[comm->rank]) != 0 ? static_cast<pid_t>(peer.pid)
+                   : kUnprobeablePid);
   return AllocationRelease(comm->arena.get(), comm->rank, std::move(pids), kind);
 }
 

@@ -27,7 +27,8 @@ class AllocationRelease {
  public:
   AllocationRelease() = default;  // no arena: nothing to say or wait for
   // `peerPids[r]`: rank r's process, 0 for ranks of this process (not
-  // waited for).
+  // waited for), kUnprobeablePid for one in another pid namespace (waited
+  // for, never taken as gone).
   AllocationRelease(NodeArena* arena, int rank, std::vector<pid_t> peerPids,
                     SharedAllocation kind);
   static AllocationRelease of(ncclComm* comm, SharedAllocation kind);
@@ -43,6 +44,7 @@ class AllocationRelease {
   int rank() const { return rank_; }
 
   static constexpr double kWaitSeconds = 2.0;
+  static constexpr pid_t kUnprobeablePid = -1;
 
  private:
   NodeArena* arena_ = nullptr;

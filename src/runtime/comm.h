@@ -1,6 +1,8 @@
 // The communicator object behind ncclComm_t.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <list>
@@ -28,12 +30,23 @@ namespace chorus {
 struct PeerInfo {
   int32_t rank;
   int32_t cudaDev;  // -1 for a host communicator
-  uint64_t hostHash;
+  uint64_t hostHash;      // ranks that can share memory (topology/host_identity.h)
   int64_t pid;
+  uint64_t pidNamespace;  // where `pid` means this process
 };
 
 inline bool sameProcess(const PeerInfo& a, const PeerInfo& b) {
-  return a.hostHash == b.hostHash && a.pid == b.pid;
+  return a.hostHash == b.hostHash && a.pidNamespace == b.pidNamespace && a.pid == b.pid;
+}
+
+// `peer`'s pid as `self` may probe it (is its process gone?); 0 where it
+// cannot or need not: the same process, another host, or another pid
+// namespace, where the number names some other process or none.
+inline pid_t probeablePid(const PeerInfo& peer, const PeerInfo& self) {
+  if (sameProcess(peer, self) || peer.hostHash != self.hostHash ||
+      peer.pidNamespace != self.pidNamespace || self.pidNamespace == 0)
+    return 0;
+  return static_cast<pid_t>(peer.pid);
 }
 
 // How a communicator is brought up; kept so that deferred (group) and

@@ -22,9 +22,9 @@ ConnectionPeer describe(ncclComm* comm, int peer, int channel) {
   p.selfRank = comm->rank;
   p.peerRank = peer;
   p.channel = channel;
-  p.peerPid = static_cast<pid_t>(other.pid);
+  p.peerPid = probeablePid(other, self);
   p.sameHost = self.hostHash == other.hostHash;
-  p.sameProcess = p.sameHost && self.pid == other.pid;
+  p.sameProcess = sameProcess(self, other);
   p.slotSize = comm->slotSize;
   p.abort = &comm->abortFlag;
   p.timeoutSeconds = comm->timeoutSeconds;

@@ -26,8 +26,6 @@ namespace {
 struct StagingInfo {
   cudaIpcMemHandle_t handle;
   uint64_t pointer;  // in its own address space
-  int64_t pid;
-  uint64_t hostHash;
 };
 
 // Lets `device` (current) read and write `peerDevice`'s memory.
@@ -89,13 +87,11 @@ ncclResult_t mapPeerAllocations(ncclComm* comm, void* own, std::vector<char*>* b
   StagingInfo& mine = infos[rank];
   CHORUS_CHECK(cudaCheck(cudaIpcGetMemHandle(&mine.handle, own), "cudaIpcGetMemHandle", rank));
   mine.pointer = reinterpret_cast<uint64_t>(own);
-  mine.pid = comm->peers[rank].pid;
-  mine.hostHash = comm->peers[rank].hostHash;
   CHORUS_CHECK(comm->bootstrap->allGather(infos.data(), sizeof(StagingInfo)));
   bases->assign(comm->nranks, nullptr);
   for (int r = 0; r < comm->nranks; ++r) {
     const StagingInfo& peer = infos[r];
-    if (peer.pid == mine.pid && peer.hostHash == mine.hostHash) {
+    if (sameProcess(comm->peers[r], comm->peers[rank])) {
       // This process (ranks on threads): one address space, and CUDA does
       // not open a handle in the process that made it; the pointer is good
       // as it is once this device may reach the peer's.

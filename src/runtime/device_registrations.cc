@@ -154,10 +154,13 @@ bool DeviceRegistrations::released(uint32_t generation) const {
   for (int peer = 0; peer < comm_->nranks; ++peer) {
     if (peer == comm_->rank) continue;
     // A peer without a mapping thread (none yet, or its communicator is
-    // gone), or whose process died, maps nothing of ours.
+    // gone), or whose process died, maps nothing of ours. Its pid is one of
+    // its own pid namespace: probed only when that is ours.
     const pid_t mapper = static_cast<pid_t>(
         __atomic_load_n(&arena.slot(peer).registrationMapperPid, __ATOMIC_ACQUIRE));
-    if (mapper == 0 || peerProcessGone(mapper)) continue;
+    if (mapper == 0) continue;
+    if (probeablePid(comm_->peers[peer], comm_->peers[comm_->rank]) != 0 && peerProcessGone(mapper))
+      continue;
     if (!reached(__atomic_load_n(&arena.synced(peer)[comm_->rank], __ATOMIC_ACQUIRE), generation))
       return false;
   }

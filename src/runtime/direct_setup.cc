@@ -90,8 +90,7 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
     wait.peerRank = r;
     wait.spins = spins;
     wait.yields = yields;
-    wait.peerPid = sameProcess(comm->peers[r], comm->peers[comm->rank])
-                       ? 0 : static_cast<pid_t>(comm->peers[r].pid);
+    wait.peerPid = probeablePid(comm->peers[r], comm->peers[comm->rank]);
   }
   // Zero-filled, so its pages are faulted in now rather than mid-operation.
   comm->directScratch.assign(kDirectChunkBytes, 0);

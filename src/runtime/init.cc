@@ -53,7 +53,8 @@ ncclResult_t bringUpComm(ncclComm* comm, const InitRequest& request) {
                                  &comm->bootstrap));
   comm->peers.assign(comm->nranks, PeerInfo{});
   comm->peers[comm->rank] =
-      PeerInfo{comm->rank, comm->cudaDev, hostIdentity(), static_cast<int64_t>(getpid())};
+      PeerInfo{comm->rank, comm->cudaDev, hostIdentity(), static_cast<int64_t>(getpid()),
+               pidNamespace()};
   CHORUS_CHECK(comm->bootstrap->allGather(comm->peers.data(), sizeof(PeerInfo)));
   comm->commHash = hashBytes(&request.roots[0], sizeof(BootstrapId));
   CHORUS_CHECK(setupDataPath(comm));

@@ -1,5 +1,6 @@
 #include "topology/host_identity.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,7 +20,15 @@ uint64_t hostIdentity() {
     if (fgets(boot, sizeof(boot), f)) identity += boot;
     fclose(f);
   }
+  struct stat shm {};
+  if (stat("/dev/shm", &shm) == 0) identity += "/dev/shm:" + std::to_string(shm.st_dev);
   return hashBytes(identity.data(), identity.size());
+}
+
+uint64_t pidNamespace() {
+  struct stat ns {};
+  if (stat("/proc/self/ns/pid", &ns) != 0) return 0;
+  return static_cast<uint64_t>(ns.st_ino);
 }
 
 }  // namespace chorus

@@ -1,6 +1,17 @@
-// Which ranks share a host: a hash of the host name and the kernel's boot id,
-// so that two containers with the same host name on different machines (or a
-// rebooted machine) are told apart.
+// Which ranks can share memory, and whose process ids mean the same to us.
+//
+// hostIdentity: a hash of the host name, the kernel's boot id and the device
+// of /dev/shm. Ranks with the same identity meet in named shared memory, so
+// two containers with the same host name on different machines (or a
+// rebooted machine) are told apart, and so are two containers on one machine
+// that each have their own /dev/shm (started without a shared IPC
+// namespace): they talk over sockets instead of failing to open each
+// other's segments.
+//
+// pidNamespace: the inode of this process's pid namespace (0 if unknown).
+// Two processes in containers with their own pid namespaces may have the
+// same pid (both 1, say): only the pid and its namespace together name a
+// process, and a pid from another namespace cannot be probed.
 #pragma once
 
 #include <cstdint>
@@ -8,5 +19,6 @@
 namespace chorus {
 
 uint64_t hostIdentity();
+uint64_t pidNamespace();
 
 }  // namespace chorus

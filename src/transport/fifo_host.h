@@ -33,7 +33,7 @@ struct WaitContext {
   double timeoutSeconds = 60;
   int selfRank = -1;
   int peerRank = -1;
-  pid_t peerPid = 0;  // 0: do not probe (same process, or another host)
+  pid_t peerPid = 0;  // 0: do not probe (same process, another host or pid namespace)
   // An eventfd to write after each publish/release, for a proxy thread that
   // drives this FIFO's other end and waits in poll() (-1: none).
   int notifyFd = -1;

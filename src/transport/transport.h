@@ -32,7 +32,7 @@ struct ConnectionPeer {
   int selfRank;
   int peerRank;
   int channel;
-  pid_t peerPid;        // the peer's process
+  pid_t peerPid;        // the peer's process, where it can be probed; else 0
   bool sameHost;        // same host identity
   bool sameProcess;     // same host and pid
   size_t slotSize;      // NCCL_BUFFSIZE / kSteps
