@@ -33,10 +33,11 @@ struct PeerInfo {
   uint64_t hostHash;      // ranks that can share memory (topology/host_identity.h)
   int64_t pid;
   uint64_t pidNamespace;  // where `pid` means this process
+  uint64_t processToken;  // tells processes apart (pids may repeat across namespaces)
 };
 
 inline bool sameProcess(const PeerInfo& a, const PeerInfo& b) {
-  return a.hostHash == b.hostHash && a.pidNamespace == b.pidNamespace && a.pid == b.pid;
+  return a.hostHash == b.hostHash && a.processToken == b.processToken;
 }
 
 // `peer`'s pid as `self` may probe it (is its process gone?); 0 where it

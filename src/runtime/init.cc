@@ -54,7 +54,7 @@ ncclResult_t bringUpComm(ncclComm* comm, const InitRequest& request) {
   comm->peers.assign(comm->nranks, PeerInfo{});
   comm->peers[comm->rank] =
       PeerInfo{comm->rank, comm->cudaDev, hostIdentity(), static_cast<int64_t>(getpid()),
-               pidNamespace()};
+               pidNamespace(), processToken()};
   CHORUS_CHECK(comm->bootstrap->allGather(comm->peers.data(), sizeof(PeerInfo)));
   comm->commHash = hashBytes(&request.roots[0], sizeof(BootstrapId));
   CHORUS_CHECK(setupDataPath(comm));

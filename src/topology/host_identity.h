@@ -8,10 +8,13 @@
 // namespace): they talk over sockets instead of failing to open each
 // other's segments.
 //
-// pidNamespace: the inode of this process's pid namespace (0 if unknown).
-// Two processes in containers with their own pid namespaces may have the
-// same pid (both 1, say): only the pid and its namespace together name a
-// process, and a pid from another namespace cannot be probed.
+// processToken: a random number drawn once per process (again in a child of
+// fork). Two processes in containers with their own pid namespaces may have
+// the same pid (both 1, say), so the token, not the pid, tells processes
+// apart and makes the names of shared-memory segments unique.
+//
+// pidNamespace: the inode of this process's pid namespace (0 if unknown):
+// a pid can be probed (is that process gone?) only from its own namespace.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +22,7 @@
 namespace chorus {
 
 uint64_t hostIdentity();
+uint64_t processToken();
 uint64_t pidNamespace();
 
 }  // namespace chorus

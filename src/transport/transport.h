@@ -34,7 +34,7 @@ struct ConnectionPeer {
   int channel;
   pid_t peerPid;        // the peer's process, where it can be probed; else 0
   bool sameHost;        // same host identity
-  bool sameProcess;     // same host and pid
+  bool sameProcess;     // same process (PeerInfo's process token)
   size_t slotSize;      // NCCL_BUFFSIZE / kSteps
   const std::atomic<bool>* abort;
   double timeoutSeconds;

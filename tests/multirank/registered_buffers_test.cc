@@ -143,7 +143,10 @@ void waitUntilLent(RankContext& ctx, ncclComm_t comm, const std::vector<float>& 
 HostExport& lendThroughHost(RankContext& ctx, ncclComm_t comm) {
   comm->direct.allInThisProcess = false;
   for (int r = 0; r < ctx.nranks; ++r)
-    if (r != ctx.rank) comm->peers[r].pid += 1000000 + r;
+    if (r != ctx.rank) {
+      comm->peers[r].pid += 1000000 + r;
+      comm->peers[r].processToken ^= 0x5a5a5a5a00000000ull + r;
+    }
   auto owned = std::make_unique<HostExport>();
   HostExport& memory = *owned;
   comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));

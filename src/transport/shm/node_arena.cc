@@ -11,6 +11,7 @@
 #include "bootstrap/bootstrap.h"
 #include "common/log.h"
 #include "common/result.h"
+#include "topology/host_identity.h"
 
 namespace chorus {
 namespace {
@@ -42,7 +43,9 @@ ncclResult_t NodeArena::open(Bootstrap& bootstrap, int rank, int nranks, size_t 
   ncclResult_t mapped;
   if (rank == 0) {
     static std::atomic<uint64_t> counter{0};
-    snprintf(name, sizeof(name), "/chorus-arena-%d-%llu", static_cast<int>(getpid()),
+    // Unique across pid namespaces that share /dev/shm (see shm_transport.cc).
+    snprintf(name, sizeof(name), "/chorus-arena-%016llx-%llu",
+             static_cast<unsigned long long>(processToken()),
              static_cast<unsigned long long>(counter++));
     mapped = mapShmSegment(name, bytes, true, &arena->mapping_);
     // Fault every page in now, not during the first operation.

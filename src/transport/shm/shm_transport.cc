@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/result.h"
+#include "topology/host_identity.h"
 #include "transport/shm/shm_segment.h"
 
 namespace chorus {
@@ -47,7 +48,10 @@ class ShmTransport : public Transport {
     static std::atomic<uint64_t> counter{0};
     auto conn = std::make_unique<ShmRecv>();
     ShmInfo shm{};
-    snprintf(shm.name, sizeof(shm.name), "/chorus-%d-%llu-r%d-c%d", static_cast<int>(getpid()),
+    // The process token, not the pid: processes in other pid namespaces
+    // that share /dev/shm may have the same pid.
+    snprintf(shm.name, sizeof(shm.name), "/chorus-%016llx-%llu-r%d-c%d",
+             static_cast<unsigned long long>(processToken()),
              static_cast<unsigned long long>(counter++), peer.selfRank, peer.channel);
     shm.slotSize = peer.slotSize;
     shm.bytes = fifoBytes(peer.slotSize);
