@@ -19,10 +19,12 @@ skip() {
 command -v unshare > /dev/null || skip "needs unshare (util-linux)"
 unshare -m true 2> /dev/null || skip "unshare -m is not permitted here"
 
+# Each rank reports its own exit code: chorusrun would stop the other rank
+# as soon as one fails, perhaps before it has said why.
 out=$(unshare -m sh -c '
   mount -t tmpfs -o size=1m tmpfs /dev/shm || exit 99
   exec timeout 60 "$0" -n 2 env CHORUS_DEVICE=host CHORUS_TIMEOUT=30 NCCL_BUFFSIZE=65536 \
-    "$1" -b 8 -e 8' "$chorusrun" "$perf" 2>&1)
+    sh -c "\"\$@\"; echo \"rank \$RANK exited with \$?\"" sh "$1" -b 8 -e 8' "$chorusrun" "$perf" 2>&1)
 rc=$?
 [ $rc = 99 ] && skip "cannot mount a tmpfs in a mount namespace"
 echo "$out"
@@ -31,9 +33,12 @@ fail() {
   echo "FAILED: $*"
   exit 1
 }
-[ $rc != 0 ] || fail "the run succeeded with a 1 MiB /dev/shm"
 [ $rc != 124 ] || fail "the run hung until the time limit"
+for r in 0 1; do
+  grep -q "rank $r exited with [1-9]" <<< "$out" || fail "rank $r did not fail with a 1 MiB /dev/shm"
+done
 ! grep -q "signal" <<< "$out" || fail "a rank died of a signal"
+! grep -qE "exited with (129|1[3-9][0-9]|2[0-9][0-9])" <<< "$out" || fail "a rank died of a signal"
 grep -q "rank 0: .*cannot reserve .* /dev/shm too small" <<< "$out" ||
   fail "rank 0 does not say that /dev/shm is too small"
 grep -q "rank 1: .*rank 0 could not create the node arena" <<< "$out" ||
