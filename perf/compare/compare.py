@@ -287,11 +287,11 @@ def run_one(args, exe_dir, lib, op, nranks, state, pass_index=0):
     return run
 
 
-def median_run(passes):
+def median_run(passes, pick="median"):
     """One Run of a library's passes at one collective and rank count: at
     each size the pass with the median time (the upper one of an even
-    count), with the fastest and slowest times beside it. A wrong result in
-    any pass is the size's result."""
+    count), or with pick "best" the fastest, with the fastest and slowest
+    times beside it. A wrong result in any pass is the size's result."""
     if len(passes) == 1:
         return passes[0]
     first = passes[0]
@@ -312,7 +312,8 @@ def median_run(passes):
         if wrong and run.wrong_log is None:
             run.wrong_log = wrong[0][1].log
         times = sorted(r["time_us"] for r, _ in rows)
-        chosen = wrong[0][0] if wrong else sorted((r for r, _ in rows), key=lambda r: r["time_us"])[len(rows) // 2]
+        ordered = sorted((r for r, _ in rows), key=lambda r: r["time_us"])
+        chosen = wrong[0][0] if wrong else ordered[0 if pick == "best" else len(rows) // 2]
         run.results.append(dict(chosen, passes=len(rows), min_us=times[0], max_us=times[-1]))
     return run
 
@@ -328,7 +329,8 @@ def run_collective(args, exe_dir, op, n, state):
         shift = k % len(args.libs)
         for lib in args.libs[shift:] + args.libs[:shift]:
             passes[lib].append(run_one(args, exe_dir, lib, op, n, state, k))
-    return [median_run(passes[lib]) for lib in args.libs], [r for lib in args.libs for r in passes[lib]]
+    return ([median_run(passes[lib], args.pick) for lib in args.libs],
+            [r for lib in args.libs for r in passes[lib]])
 
 
 # --------------------------------------------------------------------- report
@@ -535,6 +537,8 @@ def main():
     p.add_argument("--repeat", type=int, default=1,
                    help="passes per collective and rank count, libraries taking turns; each size reports "
                         "the pass with the median time (default %(default)s; 3 takes about 3 times as long)")
+    p.add_argument("--pick", choices=["median", "best"], default="median",
+                   help="with --repeat: report each size's median pass or its fastest (default %(default)s)")
     args = p.parse_args()
 
     args.libs = [x for x in args.libs.split(",") if x]
@@ -596,7 +600,7 @@ def main():
     load_after = loadavg()
     header = (f"Chorus side by side: host memory, float sum, root 0; {machine['nproc']} cores ({machine['cpu']})"
               f"{'; --quick' if args.quick else ''}"
-              f"{f'; median of {args.repeat} passes' if args.repeat > 1 else ''}"
+              f"{f'; {args.pick} of {args.repeat} passes' if args.repeat > 1 else ''}"
               f"; load average {load_before} before, {load_after} after")
     text = "\n".join([header, "", table, "", table_notes()] +
                      (["", "PROBLEMS (these numbers are not valid):"] + bad if bad else [])) + "\n"
@@ -605,7 +609,7 @@ def main():
     meta = {
         "command": command, "started": started.isoformat(timespec="seconds"),
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine, "loadavg_before": load_before, "loadavg_after": load_after, "quick": args.quick, "repeat": args.repeat, "ranks": args.ranks, "ops": args.ops,
+        "machine": machine, "loadavg_before": load_before, "loadavg_after": load_after, "quick": args.quick, "repeat": args.repeat, "pick": args.pick, "ranks": args.ranks, "ops": args.ops,
         "inherited_env": {k: v for k, v in os.environ.items()
                           if k.startswith(("NCCL_", "CHORUS_", "OMPI_", "MPIR_", "MPICH_", "UCX_", "GLOO_"))},
         "runs": [{"lib": r.lib, "op": r.op, "nranks": r.nranks, "version": r.version, "status": r.status,
