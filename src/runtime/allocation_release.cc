@@ -19,10 +19,11 @@ AllocationRelease::AllocationRelease(NodeArena* arena, int rank, std::vector<pid
 
 AllocationRelease AllocationRelease::of(ncclComm* comm, SharedAllocation kind) {
   std::vector<pid_t> pids;
-  for (const PeerInfo& peer : comm->peers)
-    pids.push_back(sameProcess(peer, comm->peers[comm->rank]) ? 0
-                   : probeablePid(peer, comm->peers[comm->rank]) != 0 ? static_cast<pid_t>(peer.pid)
-                   : kUnprobeablePid);
+  const PeerInfo& self = comm->peers[comm->rank];
+  for (const PeerInfo& peer : comm->peers) {
+    const pid_t probeable = probeablePid(peer, self);
+    pids.push_back(sameProcess(peer, self) ? 0 : probeable != 0 ? probeable : kUnprobeablePid);
+  }
   return AllocationRelease(comm->arena.get(), comm->rank, std::move(pids), kind);
 }
 

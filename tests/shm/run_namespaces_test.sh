@@ -18,20 +18,9 @@ set -u
 chorusrun=$1
 perf=$2
 
-skip() {
-  echo "SKIPPED: $*"
-  exit 77
-}
-fail() {
-  echo "FAILED: $*"
-  exit 1
-}
-
-[ "$(id -u)" = 0 ] || skip "needs root for pid and mount namespaces"
-command -v unshare > /dev/null || skip "needs unshare (util-linux)"
+. "$(dirname "$0")/test_lib.sh"
+need_root_and_unshare
 unshare -pf --mount-proc true 2> /dev/null || skip "unshare -pf --mount-proc is not permitted here"
-unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs /dev/shm' 2> /dev/null ||
-  skip "cannot mount a tmpfs in a mount namespace"
 
 # run NAME WRAPPER...: two ranks, each started under WRAPPER.
 run() {

@@ -10,14 +10,8 @@ set -u
 chorusrun=$1
 perf=$2
 
-skip() {
-  echo "SKIPPED: $*"
-  exit 77
-}
-
-[ "$(id -u)" = 0 ] || skip "needs root to mount a tmpfs"
-command -v unshare > /dev/null || skip "needs unshare (util-linux)"
-unshare -m true 2> /dev/null || skip "unshare -m is not permitted here"
+. "$(dirname "$0")/test_lib.sh"
+need_root_and_unshare
 
 # Each rank reports its own exit code: chorusrun would stop the other rank
 # as soon as one fails, perhaps before it has said why.
@@ -29,10 +23,6 @@ rc=$?
 [ $rc = 99 ] && skip "cannot mount a tmpfs in a mount namespace"
 echo "$out"
 
-fail() {
-  echo "FAILED: $*"
-  exit 1
-}
 [ $rc != 124 ] || fail "the run hung until the time limit"
 for r in 0 1; do
   grep -q "rank $r exited with [1-9]" <<< "$out" || fail "rank $r did not fail with a 1 MiB /dev/shm"
