@@ -58,6 +58,13 @@ size_t DirectPrims::roundElems(size_t blocks, bool oneWay) const {
   return std::max<size_t>(1, bytes / (std::max<size_t>(blocks, 1) * elemSize_));
 }
 
+size_t DirectPrims::gatherRoundElems() const {
+  const size_t piece = roundElems(1);
+  if (shared_ || state_->roundReadBytes == 0) return piece;
+  const size_t reads = state_->roundReadBytes / (static_cast<size_t>(nranks_) * elemSize_);
+  return std::max<size_t>(1, std::min(piece, reads));
+}
+
 void DirectPrims::shareBuffers(const ArenaBufferRef& input, const ArenaBufferRef& output) {
   if (shared_) return;  // peers read every buffer in place already
   lentInput_ = input;

@@ -61,6 +61,10 @@ struct DirectState {
   size_t stageBytes = 0;           // one staging area
   size_t roundBytes = 0;           // the most one round stages per rank (<= stageBytes)
   size_t oneWayRoundBytes = 0;     // the same for rounds where only one side publishes
+  // The most one round may read per rank, so that host rounds stay in
+  // cache (0: no limit; copies on devices do not go through a CPU cache).
+  // Only AllGather reads more than it stages: every rank's piece.
+  size_t roundReadBytes = 0;
   char* scratch = nullptr;         // an accumulator of chunkBytes (in the movers' memory)
   size_t chunkBytes = 0;
   DataMover* mover = &hostMover();
@@ -122,6 +126,9 @@ class DirectPrims {
   // Shared mode). `oneWay`: a round in which only one side publishes and
   // the other only reads (Broadcast, Reduce).
   size_t roundElems(size_t blocks, bool oneWay = false) const;
+  // Elements per piece of a round in which every rank reads every rank's
+  // one staged piece (AllGather): roundElems(1), within the read budget.
+  size_t gatherRoundElems() const;
 
   // Staged mode, before the first round: peers may read this rank's input
   // and/or output (refs with id != 0, from RegisteredBuffers::find) in

@@ -49,7 +49,8 @@ const Setting kSettings[] = {
      "Direct algorithms between processes: bytes of shared staging per rank (twice, for "
      "alternate rounds); an operation runs in rounds that fit it, or a quarter of it when every "
      "rank has a core of its own, and always for Broadcast and Reduce (smaller rounds pipeline "
-     "better)."},
+     "better); an AllGather round, in which each rank reads every rank's piece, reads at most "
+     "this much per rank."},
     // Devices
     {"CHORUS_DEVICE", "auto",
      "auto: bind a communicator to the current CUDA device when one is usable, else to the host; "

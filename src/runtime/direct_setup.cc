@@ -81,6 +81,9 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   const size_t smallRound = std::max<size_t>(stageBytes / 4, 64);
   state.roundBytes = coreEach ? smallRound : stageBytes;
   state.oneWayRoundBytes = smallRound;
+  // What a round reads stays within a staging area's size, the round of
+  // AllReduce and ReduceScatter with fewer cores than ranks.
+  state.roundReadBytes = stageBytes;
   state.readersStepBack = coreEach;
   for (int r = 0; r < comm->nranks; ++r) {
     WaitContext& wait = state.waits[r];
