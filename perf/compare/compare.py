@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from report import MiB, failures, fmt_bytes, log, make_table, plot, table_notes
+from report import MiB, failures, fmt_bytes, log, make_table, plot, slower_sizes, table_notes
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -302,7 +302,8 @@ def median_run(passes, pick="median"):
         times = sorted(r["time_us"] for r, _ in rows)
         ordered = sorted((r for r, _ in rows), key=lambda r: r["time_us"])
         chosen = wrong[0][0] if wrong else ordered[0 if pick == "best" else len(rows) // 2]
-        run.results.append(dict(chosen, passes=len(rows), min_us=times[0], max_us=times[-1]))
+        run.results.append(dict(chosen, passes=len(rows), min_us=times[0], max_us=times[-1],
+                                median_us=times[len(rows) // 2]))
     return run
 
 
@@ -420,9 +421,11 @@ def main():
         r.setdefault("passes", 1)
         r.setdefault("min_us", r["time_us"])
         r.setdefault("max_us", r["time_us"])
+        r.setdefault("median_us", r["time_us"])
     with open(args.out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["lib", "op", "nranks", "bytes", "count", "warmup", "iters", "time_us",
-                                          "algbw", "busbw", "check", "wrong", "passes", "min_us", "max_us"])
+                                          "algbw", "busbw", "check", "wrong", "passes", "min_us", "max_us",
+                                          "median_us"])
         w.writeheader()
         w.writerows(rows)
     command = " ".join([os.path.relpath(sys.argv[0], Path.cwd()) if Path(sys.argv[0]).exists() else sys.argv[0],
@@ -435,7 +438,8 @@ def main():
               f"{'; --quick' if args.quick else ''}"
               f"{f'; {args.pick} of {args.repeat} passes' if args.repeat > 1 else ''}"
               f"; load average {load_before} before, {load_after} after")
-    text = "\n".join([header, "", table, "", table_notes()] +
+    slower = slower_sizes(runs, args.repeat, args.pick)
+    text = "\n".join([header, "", table, "", table_notes()] + (["", *slower] if slower else []) +
                      (["", "PROBLEMS (these numbers are not valid):"] + bad if bad else [])) + "\n"
     (args.out / "table.txt").write_text(text)
     png = plot(args, runs, args.libs)

@@ -110,6 +110,37 @@ def table_notes():
             "Chorus is faster. FAIL: the result was wrong, the number is not shown. ERR: the run failed.")
 
 
+def slower_sizes(runs, repeat=1, pick="median"):
+    """The sizes, of all measured (the table shows five), at which a peer
+    was faster than Chorus, slowest first, each with the fastest peer's
+    time and, over several passes, both libraries' fastest and slowest."""
+    res = lookup(runs)
+    out = []
+    for (lib, op, n, size), mine in res.items():
+        if lib != "chorus" or mine["check"] != "ok":
+            continue
+        peers = [res.get((p, op, n, size)) for p in LIB_TITLES if p != "chorus"]
+        peers = [r for r in peers if r is not None and r["check"] == "ok"]
+        if not peers:
+            continue
+        best = min(peers, key=lambda r: r["time_us"])
+        if best["time_us"] < mine["time_us"]:
+            out.append((best["time_us"] / mine["time_us"], op, n, size, mine, best))
+    if not out:
+        return []
+
+    def timing(r):
+        spread = f" ({r['min_us']:.3g}-{r['max_us']:.3g})" if repeat > 1 else ""
+        return f"{r['time_us']:.3g} us{spread}"
+
+    what = f"the {pick} of {repeat} passes, fastest-slowest in brackets" if repeat > 1 else "one pass"
+    lines = [f"Sizes where a peer was faster than Chorus (Chorus' speed over the peer's; {what}):"]
+    for ratio, op, n, size, mine, best in sorted(out, key=lambda t: t[0]):
+        lines.append(f"  {op:<13} n={n}  {fmt_bytes(size):>9}  {ratio:.2f}x  Chorus {timing(mine)}"
+                     f"  {LIB_TITLES[best['lib']]} {timing(best)}")
+    return lines
+
+
 def failures(runs, repeat=1):
     out = []
     for run in runs:
