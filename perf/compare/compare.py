@@ -135,6 +135,7 @@ class Run:
         self.command = ""
         self.env = {}
         self.seconds = 0.0
+        self.started = ""      # wall clock at the start, to line passes up with the machine's changes
         self.log = None
         self.wrong_log = None  # the log of the (first) pass with wrong results, if not `log`
 
@@ -176,6 +177,7 @@ def launch(run, argv_per_rank, env_per_rank, timeout, logpath):
         t = threading.Thread(target=reader, daemon=True)
         t.start()
         start = time.monotonic()
+        run.started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         failed_at = None
         status = None
         while True:
@@ -450,7 +452,7 @@ def main():
         "inherited_env": {k: v for k, v in os.environ.items()
                           if k.startswith(("NCCL_", "CHORUS_", "OMPI_", "MPIR_", "MPICH_", "UCX_", "GLOO_"))},
         "runs": [{"lib": r.lib, "op": r.op, "nranks": r.nranks, "version": r.version, "status": r.status,
-                  "command": r.command, "env": r.env, "seconds": round(r.seconds, 1), "log": r.log}
+                  "command": r.command, "env": r.env, "started": r.started, "seconds": round(r.seconds, 1), "log": r.log}
                  for r in every_pass],
     }
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
