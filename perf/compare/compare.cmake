@@ -26,3 +26,9 @@ if(Gloo_FOUND AND TARGET gloo)
 else()
   message(STATUS "Chorus: Gloo (Debian: libgloo-dev) not found; perf/compare builds no Gloo backend")
 endif()
+
+# The machine's state before each run: a cache line's round trip between two CPUs.
+add_executable(compare_round_trip ${CMAKE_CURRENT_LIST_DIR}/core_round_trip.cc)
+target_link_libraries(compare_round_trip PRIVATE Threads::Threads)
+target_compile_options(compare_round_trip PRIVATE ${CHORUS_WARNINGS})
+set_target_properties(compare_round_trip PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CHORUS_COMPARE_DIR})

@@ -89,7 +89,7 @@ def build(args, libs):
     if build_type != "Release":
         log(f"compare: WARNING: {bdir} is a {build_type or 'no-type'} build, not Release: "
             f"Chorus' numbers will not be representative")
-    targets = [f"compare_{lib}" for lib in libs if lib in ("chorus", "gloo")]
+    targets = [f"compare_{lib}" for lib in libs if lib in ("chorus", "gloo")] + ["compare_round_trip"]
     if targets:
         r = subprocess.run(["cmake", "--build", str(bdir), "--target", *targets], capture_output=True, text=True)
         if r.returncode != 0:
@@ -136,6 +136,7 @@ class Run:
         self.env = {}
         self.seconds = 0.0
         self.started = ""      # wall clock at the start, to line passes up with the machine's changes
+        self.round_trip_ns = None  # a cache line's round trip between two CPUs just before (core_round_trip.cc)
         self.log = None
         self.wrong_log = None  # the log of the (first) pass with wrong results, if not `log`
 
@@ -223,8 +224,22 @@ def parse(run, lines):
                 "busbw": float(f[10]), "check": f[11], "wrong": int(float(f[12]))})
 
 
+def round_trip_ns(exe_dir):
+    """The machine's state now: a cache line's round trip between two CPUs
+    (core_round_trip.cc), or None where it cannot be measured."""
+    exe = exe_dir / "compare_round_trip"
+    try:
+        out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=10).stdout
+        return float(out.strip().split(",")[1])
+    except (OSError, subprocess.TimeoutExpired, IndexError, ValueError):
+        return None
+
+
 def run_one(args, exe_dir, lib, op, nranks, state, pass_index=0):
     run = Run(lib, op, nranks)
+    run.round_trip_ns = round_trip_ns(exe_dir)
+    if run.round_trip_ns is not None:
+        log(f"  {lib} {op} n={nranks}: a cache line's round trip between two CPUs now {run.round_trip_ns:.0f} ns")
     exe = str(exe_dir / f"compare_{lib}")
     bargs = bench_args(args, op)
     suffix = f"-pass{pass_index + 1}" if args.repeat > 1 else ""
@@ -269,6 +284,8 @@ def run_one(args, exe_dir, lib, op, nranks, state, pass_index=0):
     run.log = str(logpath)
     run.status = status
     parse(run, lines)
+    for r in run.results:
+        r["round_trip_ns"] = run.round_trip_ns
     if status != "ok":
         tail = logpath.read_text(errors="replace").strip().splitlines()[-6:]
         log(f"  {lib} {op} n={nranks}: {status}; see {logpath}")
@@ -427,7 +444,7 @@ def main():
     with open(args.out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["lib", "op", "nranks", "bytes", "count", "warmup", "iters", "time_us",
                                           "algbw", "busbw", "check", "wrong", "passes", "min_us", "max_us",
-                                          "median_us"])
+                                          "median_us", "round_trip_ns"])
         w.writeheader()
         w.writerows(rows)
     command = " ".join([os.path.relpath(sys.argv[0], Path.cwd()) if Path(sys.argv[0]).exists() else sys.argv[0],
@@ -452,7 +469,8 @@ def main():
         "inherited_env": {k: v for k, v in os.environ.items()
                           if k.startswith(("NCCL_", "CHORUS_", "OMPI_", "MPIR_", "MPICH_", "UCX_", "GLOO_"))},
         "runs": [{"lib": r.lib, "op": r.op, "nranks": r.nranks, "version": r.version, "status": r.status,
-                  "command": r.command, "env": r.env, "started": r.started, "seconds": round(r.seconds, 1), "log": r.log}
+                  "command": r.command, "env": r.env, "started": r.started, "round_trip_ns": r.round_trip_ns,
+                  "seconds": round(r.seconds, 1), "log": r.log}
                  for r in every_pass],
     }
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")

@@ -131,10 +131,12 @@ def slower_sizes(runs, repeat=1, pick="median"):
 
     def timing(r):
         spread = f" ({r['min_us']:.3g}-{r['max_us']:.3g})" if repeat > 1 else ""
-        return f"{r['time_us']:.3g} us{spread}"
+        trip = r.get("round_trip_ns")
+        return f"{r['time_us']:.3g} us{spread}" + (f" [{trip:.0f} ns]" if trip is not None else "")
 
     what = f"the {pick} of {repeat} passes, fastest-slowest in brackets" if repeat > 1 else "one pass"
-    lines = [f"Sizes where a peer was faster than Chorus (Chorus' speed over the peer's; {what}):"]
+    lines = [f"Sizes where a peer was faster than Chorus (Chorus' speed over the peer's; {what};",
+             "[ns]: a cache line's round trip between two CPUs just before the pass shown, the machine's speed):"]
     for ratio, op, n, size, mine, best in sorted(out, key=lambda t: t[0]):
         lines.append(f"  {op:<13} n={n}  {fmt_bytes(size):>9}  {ratio:.2f}x  Chorus {timing(mine)}"
                      f"  {LIB_TITLES[best['lib']]} {timing(best)}")
