@@ -129,10 +129,13 @@ def slower_sizes(runs, repeat=1, pick="median"):
     if not out:
         return []
 
+    def us(v):
+        return f"{v:.3f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:.0f}"
+
     def timing(r):
-        spread = f" ({r['min_us']:.3g}-{r['max_us']:.3g})" if repeat > 1 else ""
+        spread = f" ({us(r['min_us'])}-{us(r['max_us'])})" if repeat > 1 else ""
         trip = r.get("round_trip_ns")
-        return f"{r['time_us']:.3g} us{spread}" + (f" [{trip:.0f} ns]" if trip is not None else "")
+        return f"{us(r['time_us'])} us{spread}" + (f" [{trip:.0f} ns]" if trip is not None else "")
 
     what = f"the {pick} of {repeat} passes, fastest-slowest in brackets" if repeat > 1 else "one pass"
     lines = [f"Sizes where a peer was faster than Chorus (Chorus' speed over the peer's; {what};",

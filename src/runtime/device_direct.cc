@@ -155,6 +155,7 @@ ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p, bool
   // as the staging area.
   state.roundBytes = stageBytes;
   state.oneWayRoundBytes = stageBytes;
+  state.roundReadBytes = 0;  // device copies go through no CPU cache
   state.scratch = static_cast<char*>(staging->scratch);
   state.chunkBytes = stageBytes;
   comm->deviceStaging = std::move(staging);
