@@ -318,11 +318,11 @@ def median_run(passes, pick="median"):
         wrong = [(r, p) for r, p in rows if r["check"] != "ok"]
         if wrong and run.wrong_log is None:
             run.wrong_log = wrong[0][1].log
-        times = sorted(r["time_us"] for r, _ in rows)
         ordered = sorted((r for r, _ in rows), key=lambda r: r["time_us"])
-        chosen = wrong[0][0] if wrong else ordered[0 if pick == "best" else len(rows) // 2]
-        run.results.append(dict(chosen, passes=len(rows), min_us=times[0], max_us=times[-1],
-                                median_us=times[len(rows) // 2]))
+        fastest, median, slowest = ordered[0], ordered[len(rows) // 2], ordered[-1]
+        chosen = wrong[0][0] if wrong else fastest if pick == "best" else median
+        run.results.append(dict(chosen, passes=len(rows), min_us=fastest["time_us"],
+                                max_us=slowest["time_us"], median_us=median["time_us"]))
     return run
 
 
