@@ -6,10 +6,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <condition_variable>
 #include <deque>
-#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -29,6 +27,7 @@
 #include "runtime/device_host_staging.h"
 #include "runtime/command_mover.h"
 #include "runtime/device_mover.h"
+#include "runtime/device_pools.h"
 #include "runtime/device_direct.h"
 #include "runtime/device_ring_launch.h"
 #include "runtime/host_executor.h"
@@ -49,109 +48,6 @@ constexpr size_t kRingAbortWord = 3;
 // sleeps between polls.
 constexpr int kPollsBeforeSleep = 4096;
 constexpr auto kPollSleep = std::chrono::microseconds(20);
-
-// The stream every proxy of this process uses on `device`: one per device,
-// at the highest priority, kept for the life of the process. Few streams
-// keep the proxies' copies and reductions off the hardware queues of the
-// callers' streams, where a held gate would stall them (see design.md);
-// non-blocking, so they never wait for the legacy default stream.
-ncclResult_t proxyStreamFor(int device, cudaStream_t* out) {
-  static std::mutex mutex;
-  static std::map<int, cudaStream_t> streams;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = streams.find(device);
-  if (it == streams.end()) {
-    int least = 0, greatest = 0;
-    CHORUS_CHECK(cudaCheck(cudaDeviceGetStreamPriorityRange(&least, &greatest),
-                           "cudaDeviceGetStreamPriorityRange"));
-    cudaStream_t stream = nullptr;
-    CHORUS_CHECK(cudaCheck(cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking, greatest),
-                           "cudaStreamCreateWithPriority"));
-    it = streams.emplace(device, stream).first;
-  }
-  *out = it->second;
-  return ncclSuccess;
-}
-
-// Mapped pinned memory, kept for reuse once a communicator is done with it:
-// cudaHostAlloc and cudaFreeHost may wait for the whole device, where other
-// communicators' kernels may be holding streams for a long time.
-struct PinnedPool {
-  std::mutex mutex;
-  std::multimap<size_t, void*> blocks;
-};
-
-PinnedPool& pinnedPool() {
-  static auto* pool = new PinnedPool;  // never destroyed: blocks outlive static destruction
-  return *pool;
-}
-
-template <typename T>
-ncclResult_t takePinned(size_t count, T** out) {
-  const size_t bytes = sizeof(T) * count;
-  PinnedPool& pool = pinnedPool();
-  std::lock_guard<std::mutex> lock(pool.mutex);
-  void* block = nullptr;
-  auto it = pool.blocks.find(bytes);
-  if (it != pool.blocks.end()) {
-    block = it->second;
-    pool.blocks.erase(it);
-  } else {
-    CHORUS_CHECK(cudaCheck(cudaHostAlloc(&block, bytes, cudaHostAllocMapped | cudaHostAllocPortable),
-                           "cudaHostAlloc of a device communicator's control memory"));
-  }
-  memset(block, 0, bytes);
-  *out = static_cast<T*>(block);
-  return ncclSuccess;
-}
-
-template <typename T>
-void givePinned(size_t count, T* block) {
-  if (block == nullptr) return;
-  PinnedPool& pool = pinnedPool();
-  std::lock_guard<std::mutex> lock(pool.mutex);
-  pool.blocks.emplace(sizeof(T) * count, block);
-}
-
-// Grid-barrier counters of worker kernels, in device memory: allocated in
-// chunks per device and reused, never freed (cudaFree would wait for the
-// whole device).
-struct BarrierPool {
-  std::mutex mutex;
-  std::map<int, std::vector<uint32_t*>> free;
-};
-
-BarrierPool& barrierPool() {
-  static auto* pool = new BarrierPool;
-  return *pool;
-}
-
-// A counter of `device`, zeroed on `stream`.
-ncclResult_t takeBarrier(int device, cudaStream_t stream, uint32_t** out) {
-  constexpr size_t kChunk = 256;
-  BarrierPool& pool = barrierPool();
-  {
-    std::lock_guard<std::mutex> lock(pool.mutex);
-    std::vector<uint32_t*>& counters = pool.free[device];
-    if (counters.empty()) {
-      uint32_t* chunk = nullptr;
-      CHORUS_CHECK(cudaCheck(cudaMalloc(&chunk, kChunk * sizeof(uint32_t)),
-                             "cudaMalloc of worker barrier counters"));
-      for (size_t i = 0; i < kChunk; ++i) counters.push_back(chunk + i);
-    }
-    *out = counters.back();
-    counters.pop_back();
-  }
-  CHORUS_CHECK(cudaCheck(cudaMemsetAsync(*out, 0, sizeof(uint32_t), stream), "cudaMemsetAsync"));
-  return cudaCheck(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-}
-
-void giveBarrier(int device, uint32_t* counter) {
-  if (counter == nullptr) return;
-  BarrierPool& pool = barrierPool();
-  std::lock_guard<std::mutex> lock(pool.mutex);
-  pool.free[device].push_back(counter);
-}
 
 template <typename T>
 ncclResult_t deviceView(T* host, T** device) {
