@@ -55,11 +55,30 @@ ncclResult_t recordOutcome(ncclComm* comm, ncclResult_t result) {
 
 ncclResult_t runAndRecord(const GroupJob& job) { return recordOutcome(job.comm, job.run()); }
 
+// A job queued behind an abort or a failure is not run: the ranks no longer
+// agree where they are, so it could only wait for peers that never come
+// (up to the timeout, each of possibly thousands of queued operations, and
+// ncclCommAbort waits for the queue). It ends with an error instead.
+ncclResult_t skipAfterFailure(ncclComm* comm) {
+  if (comm->abortFlag.load(std::memory_order_acquire))
+    CHORUS_FAIL(ncclInvalidUsage, "rank %d: the communicator was aborted before this operation "
+                "ran", comm->rank);
+  const ncclResult_t failed = comm->asyncResult.load(std::memory_order_acquire);
+  if (failed != ncclSuccess)
+    CHORUS_FAIL(failed, "rank %d: not run, since an earlier operation or the init of this "
+                "communicator failed: %s", comm->rank, comm->asyncErrorText.c_str());
+  return ncclSuccess;
+}
+
 // A non-blocking communicator runs its jobs one after the other on its
 // background worker (operations stay in order, and the first one waits for
 // the init).
 void runInBackground(const GroupJob& job) {
-  job.comm->background.post([job] { runAndRecord(job); });
+  job.comm->background.post([job] {
+    const ncclResult_t skipped = skipAfterFailure(job.comm);
+    if (skipped != ncclSuccess) recordOutcome(job.comm, skipped);
+    else runAndRecord(job);
+  });
 }
 
 // Host communicators run the operations to completion; device ones post

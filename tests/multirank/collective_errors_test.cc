@@ -146,6 +146,50 @@ TEST(FailedPeers, KillingOneRankMakesTheOthersReturnAnError) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
 }
 
+// A non-blocking communicator with many operations queued behind one that
+// waits for a peer that never comes: ncclCommAbort ends the waiting one and
+// drops the rest at once, instead of running each of them into its wait.
+TEST(FailedPeers, AbortDropsTheOperationsQueuedOnANonBlockingCommunicator) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");  // the end must come from the abort
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    ncclComm_t comm = nullptr;
+    ncclResult_t r = ncclCommInitRankConfig(&comm, 2, ctx.id, ctx.rank, &config);
+    if (!ctx.check(r == ncclSuccess || r == ncclInProgress, std::string("init returned ") + ncclGetErrorString(r)))
+      return;
+    ncclResult_t state = ncclInProgress;
+    for (int i = 0; i < 30000 && state == ncclInProgress; ++i) {
+      ncclCommGetAsyncError(comm, &state);
+      if (state == ncclInProgress) usleep(1000);
+    }
+    if (!ctx.check(state == ncclSuccess, std::string("init ended with ") + ncclGetErrorString(state)))
+      return;
+    if (ctx.rank == 1) {
+      usleep(3000000);  // calls nothing while rank 0 queues and aborts
+      ncclCommAbort(comm);
+      return;
+    }
+    constexpr int kQueued = 100;  // at ~0.15 s of waiting each, 15 s without dropping
+    std::vector<float> data(1024, 1.0f);
+    for (int i = 0; i < kQueued; ++i) {
+      r = ncclAllReduce(data.data(), data.data(), data.size(), ncclFloat, ncclSum, comm, nullptr);
+      ctx.check(r == ncclSuccess || r == ncclInProgress, std::string("allreduce ") + std::to_string(i) +
+                " returned " + ncclGetErrorString(r));
+    }
+    usleep(500000);
+    ncclCommGetAsyncError(comm, &state);
+    ctx.check(state == ncclInProgress, std::string("with no peer, the queue is ") + ncclGetErrorString(state));
+    const auto start = std::chrono::steady_clock::now();
+    ctx.checkNccl(ncclCommAbort(comm), "ncclCommAbort");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ctx.check(seconds < 5.0, "ncclCommAbort took " + std::to_string(seconds) + " s with " +
+              std::to_string(kQueued) + " operations queued");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 // Ranks of one host meet before moving data, so ranks that disagree on the
 // operation all fail at once with a message, instead of reading the wrong
 // amount or waiting for the deadline: a different count (small and large
