@@ -173,12 +173,23 @@ InheritsOutputWithoutPrefix)
   grep -qx '1:' "$work/out" || fail "rank 1 should read nothing"
   ;;
 FailingRankStopsTheOthers)
+  # The others get 1 s to end by themselves, then SIGTERM.
   launch -n 3 "$probe" --marker "$marker" --exit 1:3 --sleep all:30
   expect_code 3
-  expect_within 0 3
+  expect_within 1 4
   expect_err "chorusrun: rank 1 exited with code 3"
   expect_err "chorusrun: stopping 2 other ranks"
   [ "$(grep -c 'chorusrun: rank' "$work/err")" = 1 ] || fail "only the failing rank is reported"
+  no_survivors
+  ;;
+OthersEndingByThemselvesAreNotStopped)
+  # Rank 1 fails; the others end within the second they are given (as a
+  # benchmark's rank 0 does after printing its summary): no stop, no SIGTERM.
+  launch -n 3 "$probe" --marker "$marker" --exit 1:3 --sleep all:0.3 --exit all:7
+  expect_code 3
+  expect_within 0.3 1
+  expect_err "chorusrun: rank 1 exited with code 3"
+  grep -q "stopping" "$work/err" && fail "ranks ending by themselves were stopped"
   no_survivors
   ;;
 CrashGives128PlusSignal)

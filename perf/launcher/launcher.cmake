@@ -22,7 +22,8 @@ if(CHORUS_TESTS)
   # One ctest per case of chorusrun_test.sh; each takes a few seconds at most.
   foreach(case
       EnvForOneRank EnvForThreeRanks ExtraEnvAndForeignRankVariables PrefixesEveryLine
-      InheritsOutputWithoutPrefix FailingRankStopsTheOthers CrashGives128PlusSignal
+      InheritsOutputWithoutPrefix FailingRankStopsTheOthers OthersEndingByThemselvesAreNotStopped
+      CrashGives128PlusSignal
       StubbornRankIsKilledAfterGrace TimeoutGives124 MissingProgramGives127
       BadOptionsGive2 SigtermIsForwarded SigintIsForwarded RanksDieWithKilledLauncher)
     add_test(NAME chorusrun.${case}

@@ -47,6 +47,11 @@ int Supervisor::run() {
         timedOut_ = true;
         stop(SIGTERM);
       }
+      if (!stopping_ && stopAt_ && now >= *stopAt_) {
+        fprintf(stderr, "chorusrun: stopping %d other rank%s\n", runningCount(),
+                plural(runningCount()));
+        stop(SIGTERM);
+      }
       if (killAt_ && now >= *killAt_) {
         fprintf(stderr, "chorusrun: %d rank%s still running %lld s after being told to stop; "
                 "sending SIGKILL\n", runningCount(), plural(runningCount()),
@@ -103,12 +108,7 @@ void Supervisor::onRankEnded(RankProcess* rank, int status) {
             WEXITSTATUS(status));
     exitCode_ = WEXITSTATUS(status);
   }
-  if (!stopping_) {
-    int others = runningCount();
-    if (others > 0) fprintf(stderr, "chorusrun: stopping %d other rank%s\n", others,
-                            plural(others));
-    stop(SIGTERM);
-  }
+  if (!stopping_ && !stopAt_) stopAt_ = Clock::now() + kSettle;
 }
 
 void Supervisor::onSignal(int sig) {
@@ -154,7 +154,10 @@ int Supervisor::pollTimeoutMs(Clock::time_point now) const {
   auto consider = [&](const std::optional<Clock::time_point>& t) {
     if (t && (!next || *t < *next)) next = t;
   };
-  if (!stopping_) consider(deadline_);
+  if (!stopping_) {
+    consider(deadline_);
+    consider(stopAt_);
+  }
   consider(killAt_);
   consider(drainUntil_);
   if (!next) return -1;

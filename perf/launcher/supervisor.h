@@ -1,7 +1,8 @@
 // The loop that watches the running ranks until the last one is gone: it
 // reaps them, forwards chorusrun's signals, enforces --timeout, stops every
-// rank when one fails (SIGTERM, then SIGKILL after a grace period) and
-// decides chorusrun's exit code.
+// rank when one fails (after a moment in which the others may end on their
+// own; then SIGTERM, and SIGKILL after a grace period) and decides
+// chorusrun's exit code.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,12 @@ class Supervisor {
   using Clock = std::chrono::steady_clock;
   // How long ranks have between SIGTERM (or a forwarded signal) and SIGKILL.
   static constexpr std::chrono::milliseconds kGrace{3000};
+
+  // After a rank fails, how long the others may take to end by themselves
+  // before they are stopped: they usually fail too (the peer is gone, or the
+  // error was collective), and a benchmark's rank 0 is then still printing
+  // its summary and writing its results.
+  static constexpr std::chrono::milliseconds kSettle{1000};
 
   // After all ranks are gone, how long output still left in the pipes may take.
   static constexpr std::chrono::milliseconds kDrain{500};
@@ -48,6 +55,7 @@ class Supervisor {
   PrefixedOutput* output_;
   double timeoutSeconds_;
   std::optional<Clock::time_point> deadline_;   // --timeout
+  std::optional<Clock::time_point> stopAt_;     // a rank failed: stop the others then
   std::optional<Clock::time_point> killAt_;     // SIGKILL when a stop's grace ends
   std::optional<Clock::time_point> drainUntil_; // last ranks gone: output has this long
   bool stopping_ = false;

@@ -9,7 +9,8 @@
 #   --wrong         expect some #wrong > 0 and "FAILED" (the checker's own test)
 #   --no-rows       expect no result rows (e.g. hypercube on 3 ranks)
 #   --text TEXT     expect TEXT somewhere in stdout or stderr (repeatable)
-#   --json FILE     expect FILE to be valid JSON with one result per row (needs python3)
+#   --json FILE     expect FILE (removed first) to be valid JSON with one result per
+#                   row and the summary's verdict (needs python3)
 set -u
 
 expect_exit=0 expect_wrong=0 expect_rows=1 json=""
@@ -29,6 +30,7 @@ shift
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+[[ -n "$json" ]] && rm -f "$json"  # what a run leaves, not an older one
 "$@" >"$out" 2>&1
 rc=$?
 cat "$out"
@@ -54,7 +56,7 @@ for t in "${texts[@]+"${texts[@]}"}"; do
 done
 if [[ -n "$json" ]]; then
   command -v python3 >/dev/null || { echo "python3 not found: JSON not checked"; exit 0; }
-  python3 - "$json" "$rows" <<'EOF' || fail "bad JSON file $json"
+  python3 - "$json" "$rows" "$expect_wrong" <<'EOF' || fail "bad JSON file $json"
 import json, sys
 doc = json.load(open(sys.argv[1]))
 rows = int(sys.argv[2])
@@ -62,7 +64,7 @@ assert len(doc["results"]) == rows, (len(doc["results"]), rows)
 for r in doc["results"]:
     for key in ("size", "count", "type", "redop", "root", "out_of_place", "in_place"):
         assert key in r, key
-assert doc["out_of_bounds"]["okay"] is True
+assert doc["out_of_bounds"]["okay"] is (sys.argv[3] == "0")
 assert doc["config"]["nranks"] == len(doc["config"]["devices"])
 EOF
 fi

@@ -103,6 +103,17 @@ bool setupFromEnvironment(World* w, bool* found) {
                rankName, rank, sizeName, size);
     return false;
   }
+  char* end = nullptr;
+  errno = 0;
+  const long portNumber = strtol(port, &end, 10);
+  if (end == port || *end != '\0' || errno != 0 || portNumber < 1 || portNumber > 65535) {
+    printError("MASTER_PORT=%s is not a port number (1-65535)", port);
+    return false;
+  }
+  if (addr[0] == '\0') {
+    printError("MASTER_ADDR is empty: the ranks have no address to meet at");
+    return false;
+  }
   // The root's address, for every process: NCCL_COMM_ID=host:port ([v6]:port).
   std::string id = strchr(addr, ':') != nullptr && addr[0] != '['
                        ? "[" + std::string(addr) + "]:" + port

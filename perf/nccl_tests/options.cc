@@ -38,7 +38,7 @@ void usage(FILE* out, const char* program) {
           "  -w,--warmup_iters <warmup iterations>        default 5\n"
           "  -m,--agg_iters <operations per group>        default 1\n"
           "  -N,--run_cycles <sweeps, 0 = forever>        default 1\n"
-          "  -c,--check <0/1: check every result>         default 1\n"
+          "  -c,--check <iterations checked, 0 = none>    default 1\n"
           "  -o,--op <sum/prod/max/min/avg/premulsum/all> default sum (or a comma list)\n"
           "  -d,--datatype <%s> default float (or a comma list)\n"
           "  -r,--root <rank/all>                         default 0\n"
@@ -63,6 +63,11 @@ bool parseLong(const char* text, long min, long max, long* value) {
 
 // The option getopt complains about: "-x" for a short one, else the word as given.
 std::string optionText(int shortOption, const char* word) {
+  // A long option as it was typed (without "=value").
+  if (word != nullptr && strncmp(word, "--", 2) == 0) {
+    const std::string text(word);
+    return text.substr(0, text.find('='));
+  }
   if (shortOption > 0 && shortOption < 128) return std::string("-") + static_cast<char>(shortOption);
   return word != nullptr ? word : "?";
 }
@@ -173,8 +178,8 @@ int parseOptions(int argc, char** argv, Options* o) {
         if (!parseSize(arg, &o->maxBytes)) return bad(program, "-e", arg, "need a size like 8, 64K, 1M");
         break;
       case 'i':
-        if (!parseSize(arg, &o->stepBytes) || o->stepBytes == 0)
-          return bad(program, "-i", arg, "need a positive size");
+        // 0 is refused below unless -f makes the steps.
+        if (!parseSize(arg, &o->stepBytes)) return bad(program, "-i", arg, "need a positive size");
         break;
       case 'f':
         if (!parseLong(arg, 1, 1 << 20, &v)) return bad(program, "-f", arg, "need an integer factor >= 1");
@@ -197,7 +202,8 @@ int parseOptions(int argc, char** argv, Options* o) {
         o->runCycles = static_cast<int>(v);
         break;
       case 'c':
-        if (!parseLong(arg, 0, 1L << 20, &v)) return bad(program, "-c", arg, "need 0 or 1");
+        if (!parseLong(arg, 0, 1L << 20, &v))
+          return bad(program, "-c", arg, "need a number of iterations to check, 0 for none");
         o->checkIters = static_cast<int>(v);
         break;
       case 'o':
@@ -253,6 +259,10 @@ int parseOptions(int argc, char** argv, Options* o) {
   if (optind < argc) {
     fprintf(stderr, "%s: unexpected argument '%s'\n", program, argv[optind]);
     usage(stderr, program);
+    return 1;
+  }
+  if (o->stepFactor <= 1 && o->stepBytes == 0) {
+    fprintf(stderr, "%s: invalid value '0' for -i: need a positive size (or -f)\n", program);
     return 1;
   }
   if (o->minBytes > o->maxBytes) {

@@ -70,6 +70,14 @@ void runThread(const World& world, const Options& options, const Collective& col
   Bench bench(ranks, collective, options, world, mine);
   bench.run();
   if (bench.anyWrong()) anyWrong->store(true);
+  // Rank 0 prints the summary and writes the JSON file before any rank
+  // leaves: a launcher (chorusrun, torchrun, mpirun) that sees a rank exit
+  // with an error (#wrong) stops the others, maybe in the middle of that.
+  if (mine != nullptr) {
+    mine->footer();
+    mine->writeJson("");
+  }
+  ranks.barrier();
 }
 
 }  // namespace
@@ -93,6 +101,18 @@ int perfMain(int argc, char** argv, const Collective& collective) {
     return kExitUsage;
   }
 
+  // Only rank 0 writes the JSON file (on its host): checked there, before
+  // any communicator (die stops the other processes under MPI; launchers
+  // stop them when this one fails).
+  if (world.proc == 0 && !options.jsonPath.empty()) {
+    const std::string problem = jsonPathProblem(options.jsonPath);
+    if (!problem.empty()) {
+      fprintf(stderr, "%s: -J %s: cannot write the JSON file there (%s)\n", program,
+              options.jsonPath.c_str(), problem.c_str());
+      die(kExitUsage);
+    }
+  }
+
   std::unique_ptr<Report> report;
   if (world.proc == 0) report.reset(new Report(options, world, program, collective));
   gReport = report.get();
@@ -107,10 +127,6 @@ int perfMain(int argc, char** argv, const Collective& collective) {
                          report.get(), &anyWrong);
   for (std::thread& t : threads) t.join();
 
-  if (report) {
-    report->footer();
-    report->writeJson("");
-  }
   setDieHook(nullptr);
   finishProcess(world);
   return anyWrong.load() ? kExitWrong : kExitOk;

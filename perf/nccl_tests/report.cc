@@ -1,7 +1,12 @@
 #include "report.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "collective.h"
@@ -21,6 +26,22 @@ std::string now() {
 }
 
 }  // namespace
+
+std::string jsonPathProblem(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) return "it is not a regular file";
+    if (access(path.c_str(), W_OK) != 0) return strerror(errno);
+    return "";
+  }
+  if (errno != ENOENT) return strerror(errno);
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (stat(dir.c_str(), &st) != 0) return "directory " + dir + ": " + strerror(errno);
+  if (!S_ISDIR(st.st_mode)) return dir + " is not a directory";
+  if (access(dir.c_str(), W_OK | X_OK) != 0) return "directory " + dir + ": " + strerror(errno);
+  return "";
+}
 
 Report::Report(const Options& options, const World& world, const std::string& program,
                const Collective& collective)
@@ -220,7 +241,7 @@ void Report::writeJson(const std::string& error) {
   j.endArray().endObject();
   FILE* f = fopen(options_.jsonPath.c_str(), "w");
   if (f == nullptr) {
-    printError("cannot write the JSON file %s", options_.jsonPath.c_str());
+    printError("cannot write the JSON file %s: %s", options_.jsonPath.c_str(), strerror(errno));
     return;
   }
   fprintf(f, "%s\n", j.text().c_str());

@@ -30,6 +30,10 @@ struct RankLine {
   std::string host, description;
 };
 
+// Why the -J file could not be written (empty when it can): checked before
+// the run, which would otherwise end without its results.
+std::string jsonPathProblem(const std::string& path);
+
 class Report {
  public:
   Report(const Options& options, const World& world, const std::string& program,

@@ -78,7 +78,11 @@ set(bad_arguments
   "root|root 5 is not a rank|-t 2 -r 5"
   "suffix|invalid value '1X' for -e|-e 1X"
   "average|invalid value '4' for -a|-a 4"
-  "register|symmetric (window) registration is not built|-R 2")
+  "register|symmetric (window) registration is not built|-R 2"
+  "long_missing_value|option '--iters' needs a value|--iters"
+  "step_zero|invalid value '0' for -i|-b 1K -e 4K -i 0"
+  "json_no_directory|cannot write the JSON file there (directory /nonexistent-chorus-dir: No such file|-J /nonexistent-chorus-dir/r.json"
+  "json_not_a_file|cannot write the JSON file there (it is not a regular file)|-J /")
 foreach(entry ${bad_arguments})
   string(REPLACE "|" ";" fields "${entry}")
   list(GET fields 0 name)
@@ -131,10 +135,14 @@ if(TARGET chorusrun)
     -b 8 -e 4M -f 8 -d float,bfloat16 -o sum,premulsum ${quick})
   chorus_perf_test(chorusrun_every_collective --
     $<TARGET_FILE:chorusrun> -n 3 --timeout 100 $<TARGET_FILE:all_gather_perf> -b 8 -e 1M -f 32 ${quick})
+  # Rank 0 still prints its summary (FAILED) and writes its JSON file, which
+  # the other rank, failing first, must not cut short.
   add_test(NAME perf.chorusrun_failing_ranks_give_nonzero_exit
-    COMMAND ${CHORUS_PERF_CHECK} --exit 7 --text "exited with code 7" --
+    COMMAND ${CHORUS_PERF_CHECK} --exit 7 --wrong --text "exited with code 7"
+            --json ${CMAKE_CURRENT_BINARY_DIR}/perf_failing_ranks.json --
             $<TARGET_FILE:chorusrun> -n 2 --timeout 100 -x CHORUS_PERF_CORRUPT=1
-            $<TARGET_FILE:all_reduce_perf> -b 1K -e 1K ${quick})
+            $<TARGET_FILE:all_reduce_perf> -b 1K -e 4K -f 2 ${quick}
+            -J ${CMAKE_CURRENT_BINARY_DIR}/perf_failing_ranks.json)
   set_tests_properties(perf.chorusrun_failing_ranks_give_nonzero_exit PROPERTIES
                        LABELS "unit" TIMEOUT 120 ENVIRONMENT "CHORUS_DEVICE=host")
 endif()

@@ -45,7 +45,7 @@ uint64_t randomMagic() {
 ncclResult_t idFromCommIdEnv(const char* value, BootstrapId* out) {
   SocketAddress addr{};
   if (parseHostPort(value, &addr) != ncclSuccess)
-    CHORUS_FAIL(ncclInvalidArgument, "NCCL_COMM_ID=%s is not host:port or [ipv6]:port", value);
+    CHORUS_FAIL(ncclInvalidArgument, "NCCL_COMM_ID=%s: %s", value, lastError().c_str());
   out->root = addr;
   out->magic = hashBytes(value, strlen(value));
   return ncclSuccess;
