@@ -42,10 +42,14 @@ int Supervisor::run() {
       if (!output_->anyOpen() || now >= *drainUntil_) break;
     } else {
       if (!stopping_ && deadline_ && now >= *deadline_) {
-        fprintf(stderr, "chorusrun: --timeout %g s reached; stopping %d running rank%s\n",
-                timeoutSeconds_, runningCount(), plural(runningCount()));
-        timedOut_ = true;
-        stop(SIGTERM);
+        if (exitCode_) {
+          stopAt_ = now;  // a rank failed first: the stop is its, and so is the exit code
+        } else {
+          fprintf(stderr, "chorusrun: --timeout %g s reached; stopping %d running rank%s\n",
+                  timeoutSeconds_, runningCount(), plural(runningCount()));
+          timedOut_ = true;
+          stop(SIGTERM);
+        }
       }
       if (!stopping_ && stopAt_ && now >= *stopAt_) {
         fprintf(stderr, "chorusrun: stopping %d other rank%s\n", runningCount(),
@@ -154,7 +158,7 @@ int Supervisor::pollTimeoutMs(Clock::time_point now) const {
   auto consider = [&](const std::optional<Clock::time_point>& t) {
     if (t && (!next || *t < *next)) next = t;
   };
-  if (!stopping_) {
+  if (!stopping_ && runningCount() > 0) {
     consider(deadline_);
     consider(stopAt_);
   }

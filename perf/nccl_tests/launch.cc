@@ -103,10 +103,9 @@ bool setupFromEnvironment(World* w, bool* found) {
                rankName, rank, sizeName, size);
     return false;
   }
-  char* end = nullptr;
-  errno = 0;
-  const long portNumber = strtol(port, &end, 10);
-  if (end == port || *end != '\0' || errno != 0 || portNumber < 1 || portNumber > 65535) {
+  const bool digits = port[0] != '\0' && strspn(port, "0123456789") == strlen(port);
+  const long portNumber = digits && strlen(port) <= 5 ? strtol(port, nullptr, 10) : 0;
+  if (portNumber < 1 || portNumber > 65535) {
     printError("MASTER_PORT=%s is not a port number (1-65535)", port);
     return false;
   }

@@ -251,7 +251,10 @@ int parseOptions(int argc, char** argv, Options* o) {
         usage(stderr, program);
         return 1;
       default:
-        fprintf(stderr, "%s: unknown option '%s'\n", program, optionText(optopt, argv[optind - 1]).c_str());
+        // getopt leaves optind on a cluster of short options ("-qz"): the
+        // word names the option only for an unknown long one (optopt 0).
+        fprintf(stderr, "%s: unknown option '%s'\n", program,
+                optionText(optopt, optopt == 0 ? argv[optind - 1] : nullptr).c_str());
         usage(stderr, program);
         return 1;
     }

@@ -98,6 +98,10 @@ chorus_perf_test(json_output --json ${CMAKE_CURRENT_BINARY_DIR}/perf_json_test.j
   $<TARGET_FILE:broadcast_perf> -t 2 -b 8 -e 8K -f 8 -d float,int8 -r all ${quick}
   -J ${CMAKE_CURRENT_BINARY_DIR}/perf_json_test.json)
 
+# A bad launch environment is refused before any NCCL call, with code 1.
+chorus_perf_test(bad_environment.master_port --exit 1 --text "MASTER_PORT=+29500 is not a port number" --
+  env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=+29500 $<TARGET_FILE:reduce_perf> -b 8 -e 8)
+
 # Two processes, launched through RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT,
 # with two threads each.
 add_test(NAME perf.two_processes_from_environment

@@ -1,5 +1,6 @@
 #include "runtime/group.h"
 
+#include <cstdio>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -15,6 +16,7 @@ namespace {
 struct GroupJob {
   ncclComm* comm;
   std::function<ncclResult_t()> run;
+  bool runsOperations = false;  // a batch of operations (not an init or a split)
 };
 
 // The operations one communicator received inside the current group.
@@ -28,9 +30,9 @@ thread_local std::vector<GroupJob> tJobs;
 thread_local std::vector<OpBatch> tBatches;
 
 // A job counts as pending on its communicator from creation to completion.
-GroupJob makeJob(ncclComm* comm, std::function<ncclResult_t()> run) {
+GroupJob makeJob(ncclComm* comm, std::function<ncclResult_t()> run, bool runsOperations = false) {
   if (comm != nullptr) comm->pendingJobs.fetch_add(1, std::memory_order_acq_rel);
-  return GroupJob{comm, std::move(run)};
+  return GroupJob{comm, std::move(run), runsOperations};
 }
 
 // Records a failed operation on its communicator: the first error, with its
@@ -55,19 +57,29 @@ ncclResult_t recordOutcome(ncclComm* comm, ncclResult_t result) {
 
 ncclResult_t runAndRecord(const GroupJob& job) { return recordOutcome(job.comm, job.run()); }
 
-// A job queued behind an abort or a failure is not run: the ranks no longer
-// agree where they are, so it could only wait for peers that never come
-// (up to the timeout, each of possibly thousands of queued operations, and
-// ncclCommAbort waits for the queue). It ends with an error instead.
-ncclResult_t skipAfterFailure(ncclComm* comm) {
-  if (comm->abortFlag.load(std::memory_order_acquire))
-    CHORUS_FAIL(ncclInvalidUsage, "rank %d: the communicator was aborted before this operation "
-                "ran", comm->rank);
+// Operations queued behind an abort or a failure are not run: the ranks no
+// longer agree where they are, so they could only wait for peers that never
+// come (each of possibly thousands queued, and ncclCommAbort waits for the
+// queue). They end with an error, unlogged: the failure was reported once.
+// Inits and splits always run: a split takes part in its parent's
+// bootstrap, which its peers wait for.
+ncclResult_t skipAfterFailure(const GroupJob& job) {
+  ncclComm* comm = job.comm;
+  if (!job.runsOperations) return ncclSuccess;
+  char text[160];
+  if (comm->abortFlag.load(std::memory_order_acquire)) {
+    snprintf(text, sizeof text, "rank %d: the communicator was aborted before this operation ran",
+             comm->rank);
+    setLastError(text);
+    return ncclInvalidUsage;
+  }
   const ncclResult_t failed = comm->asyncResult.load(std::memory_order_acquire);
-  if (failed != ncclSuccess)
-    CHORUS_FAIL(failed, "rank %d: not run, since an earlier operation or the init of this "
-                "communicator failed: %s", comm->rank, comm->asyncErrorText.c_str());
-  return ncclSuccess;
+  if (failed != ncclSuccess) {
+    snprintf(text, sizeof text, "rank %d: not run: an earlier operation of this communicator "
+             "failed (%s)", comm->rank, ncclGetErrorString(failed));
+    setLastError(text);
+  }
+  return failed;
 }
 
 // A non-blocking communicator runs its jobs one after the other on its
@@ -75,7 +87,7 @@ ncclResult_t skipAfterFailure(ncclComm* comm) {
 // the init).
 void runInBackground(const GroupJob& job) {
   job.comm->background.post([job] {
-    const ncclResult_t skipped = skipAfterFailure(job.comm);
+    const ncclResult_t skipped = skipAfterFailure(job);
     if (skipped != ncclSuccess) recordOutcome(job.comm, skipped);
     else runAndRecord(job);
   });
@@ -128,7 +140,8 @@ ncclResult_t groupEnd() {
       continue;
     }
     jobs.push_back(makeJob(
-        comm, [comm, ops = std::move(batch.ops)] { return executeOps(comm, ops.data(), ops.size()); }));
+        comm, [comm, ops = std::move(batch.ops)] { return executeOps(comm, ops.data(), ops.size()); },
+        true));
   }
   tBatches.clear();
   for (auto& [comm, ticket] : opened) {
