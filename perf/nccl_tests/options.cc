@@ -265,7 +265,7 @@ int parseOptions(int argc, char** argv, Options* o) {
     return 1;
   }
   if (o->stepFactor <= 1 && o->stepBytes == 0) {
-    fprintf(stderr, "%s: invalid value '0' for -i: need a positive size (or -f)\n", program);
+    fprintf(stderr, "%s: -i is 0 bytes: need a positive step (or -f)\n", program);
     return 1;
   }
   if (o->minBytes > o->maxBytes) {

@@ -80,7 +80,7 @@ set(bad_arguments
   "average|invalid value '4' for -a|-a 4"
   "register|symmetric (window) registration is not built|-R 2"
   "long_missing_value|option '--iters' needs a value|--iters"
-  "step_zero|invalid value '0' for -i|-b 1K -e 4K -i 0"
+  "step_zero|-i is 0 bytes: need a positive step|-b 1K -e 4K -i 0"
   "json_no_directory|cannot write the JSON file there (directory /nonexistent-chorus-dir: No such file|-J /nonexistent-chorus-dir/r.json"
   "json_not_a_file|cannot write the JSON file there (it is not a regular file)|-J /")
 foreach(entry ${bad_arguments})
