@@ -1,6 +1,7 @@
 // Collective and point-to-point entry points, and user reduction operators.
 // Every argument is checked here, on the calling rank, before anything is
 // posted: a rejected call moves no data to or from any rank.
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -53,9 +54,13 @@ ncclResult_t checkRank(ncclComm* comm, int rank, const char* caller, const char*
   return ncclSuccess;
 }
 
-// count * factor elements of `type` must fit in memory sizes.
+// count * factor elements of `type` must fit in a buffer: at most
+// PTRDIFF_MAX bytes, as no object is larger (and offsets into it stay
+// clear of wrapping; count = SIZE_MAX of a 1-byte type wrapped and did
+// nothing, reporting success).
 ncclResult_t checkSize(size_t count, size_t factor, ncclDataType_t type, const char* caller) {
-  if (count != 0 && (count > SIZE_MAX / factor / elementSize(type)))
+  constexpr size_t kMaxBytes = static_cast<size_t>(PTRDIFF_MAX);
+  if (count != 0 && (count > kMaxBytes / factor / elementSize(type)))
     CHORUS_FAIL(ncclInvalidArgument, "%s: count %zu overflows the buffer size", caller, count);
   return ncclSuccess;
 }

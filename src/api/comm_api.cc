@@ -144,6 +144,10 @@ NCCL_API(ncclResult_t, ncclCommFinalize, ncclComm_t comm) {
 NCCL_API(ncclResult_t, ncclCommDestroy, ncclComm_t comm) {
   if (comm == nullptr) return ncclSuccess;
   CHORUS_CHECK(checkComm(comm, "ncclCommDestroy"));
+  // The outermost ncclGroupEnd would run that work on a freed communicator.
+  if (groupHoldsWork(comm))
+    CHORUS_FAIL(ncclInvalidUsage, "ncclCommDestroy: the communicator has work queued in this "
+                "thread's open group: call ncclGroupEnd first (ncclCommAbort drops the work)");
   freeComm(comm);
   return ncclSuccess;
 }
@@ -152,6 +156,7 @@ NCCL_API(ncclResult_t, ncclCommAbort, ncclComm_t comm) {
   if (comm == nullptr) return ncclSuccess;
   CHORUS_CHECK(checkComm(comm, "ncclCommAbort"));
   comm->abortFlag.store(true);  // ends a background init's waits early
+  dropGroupWork(comm);          // what this thread's open group holds for it never runs
   freeComm(comm);
   return ncclSuccess;
 }

@@ -10,6 +10,7 @@
 // other processes, which then read it in place instead of a staged copy
 // (runtime/device_registrations.h; ranks of one process read each other's
 // buffers in place anyway).
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -49,6 +50,9 @@ NCCL_API(ncclResult_t, ncclMemAlloc, void** ptr, size_t size) {
     return ncclSuccess;
   }
 #endif
+  // Rounding a size near SIZE_MAX up to the alignment would wrap to a tiny block.
+  if (size > SIZE_MAX - kHostAlignment)
+    CHORUS_FAIL(ncclSystemError, "ncclMemAlloc: out of host memory allocating %zu bytes", size);
   const size_t rounded = (size + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
   void* block = aligned_alloc(kHostAlignment, rounded);
   if (block == nullptr)

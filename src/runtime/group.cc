@@ -1,5 +1,6 @@
 #include "runtime/group.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -189,6 +190,25 @@ ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job) {
     return ncclInProgress;
   }
   return runAndRecord(makeJob(comm, std::move(job)));
+}
+
+bool groupHoldsWork(const ncclComm* comm) {
+  for (const OpBatch& batch : tBatches)
+    if (batch.comm == comm) return true;
+  for (const GroupJob& job : tJobs)
+    if (job.comm == comm) return true;
+  return false;
+}
+
+void dropGroupWork(ncclComm* comm) {
+  tBatches.erase(std::remove_if(tBatches.begin(), tBatches.end(),
+                                [comm](const OpBatch& b) { return b.comm == comm; }),
+                 tBatches.end());
+  for (const GroupJob& job : tJobs)
+    if (job.comm == comm) comm->pendingJobs.fetch_sub(1, std::memory_order_acq_rel);
+  tJobs.erase(std::remove_if(tJobs.begin(), tJobs.end(),
+                             [comm](const GroupJob& j) { return j.comm == comm; }),
+              tJobs.end());
 }
 
 ncclResult_t enqueueOp(ncclComm* comm, const Op& op) {

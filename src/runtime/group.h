@@ -28,6 +28,12 @@ ncclResult_t groupEnd();
 // A failed job's result becomes comm->asyncResult (see commState).
 ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job);
 
+// Whether this thread's open group holds work (operations, an init or a
+// split) for `comm`, which then must outlive the outermost ncclGroupEnd.
+bool groupHoldsWork(const ncclComm* comm);
+// Drops that work (ncclCommAbort): it will not run.
+void dropGroupWork(ncclComm* comm);
+
 // Posts an operation: inside a group it runs at the outermost ncclGroupEnd,
 // together with the group's other operations; otherwise it runs now (on a
 // non-blocking communicator: in the background, returning ncclInProgress).

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,16 @@ TEST_F(OneRankComm, BadDatatypeOpRootAndPeerAreInvalidArguments) {
   for (float v : b) EXPECT_EQ(v, 0.0f);
 }
 
+// No buffer holds more than PTRDIFF_MAX bytes: a count of SIZE_MAX 1-byte
+// elements (which does not overflow a size_t) is refused, not wrapped into
+// a silent no-op.
+TEST_F(OneRankComm, CountsBeyondAnyBufferAreInvalidArguments) {
+  char bytes[4] = {};
+  EXPECT_EQ(ncclAllReduce(bytes, bytes, SIZE_MAX, ncclInt8, ncclSum, comm, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("overflows the buffer size"));
+  EXPECT_EQ(ncclBroadcast(bytes, bytes, SIZE_MAX / 2 + 1, ncclUint8, 0, comm, nullptr), ncclInvalidArgument);
+}
+
 TEST_F(OneRankComm, PreMulSumOperatorsAreCheckedAndDestroyed) {
   float two = 2.0f;
   ncclRedOp_t op;
@@ -97,6 +108,38 @@ TEST(CollectiveArguments, InPlaceAlltoAllIsRejectedBeforeAnyDataMoves) {
     ncclCommDestroy(comm);
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A communicator whose work waits in this thread's open group: destroying
+// it is refused (ncclGroupEnd would run the work on freed memory); aborting
+// it drops the work, and the group ends cleanly.
+TEST(GroupMisuse, DestroyInsideAGroupHoldingItsWorkIsRefusedAndAbortDropsTheWork) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ncclComm_t comm = nullptr;
+  ASSERT_EQ(ncclCommInitAll(&comm, 1, nullptr), ncclSuccess);
+  float in[4] = {1, 2, 3, 4}, out[4] = {};
+  ASSERT_EQ(ncclGroupStart(), ncclSuccess);
+  ASSERT_EQ(ncclAllReduce(in, out, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclCommDestroy(comm), ncclInvalidUsage);
+  EXPECT_TRUE(lastErrorHas("call ncclGroupEnd first"));
+  EXPECT_EQ(ncclGroupEnd(), ncclSuccess);
+  EXPECT_EQ(out[3], 4.0f) << "the queued AllReduce ran at ncclGroupEnd";
+
+  float untouched[4] = {};
+  ASSERT_EQ(ncclGroupStart(), ncclSuccess);
+  ASSERT_EQ(ncclAllReduce(in, untouched, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclCommAbort(comm), ncclSuccess);
+  EXPECT_EQ(ncclGroupEnd(), ncclSuccess);
+  EXPECT_EQ(untouched[0], 0.0f) << "the AllReduce of an aborted communicator ran";
+
+  // An init deferred by a group, then aborted before the group ends.
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  ncclComm_t deferred = nullptr;
+  ASSERT_EQ(ncclGroupStart(), ncclSuccess);
+  ASSERT_EQ(ncclCommInitRank(&deferred, 1, id, 0), ncclSuccess);
+  EXPECT_EQ(ncclCommAbort(deferred), ncclSuccess);
+  EXPECT_EQ(ncclGroupEnd(), ncclSuccess);
 }
 
 TEST(FailedPeers, ARankRejectedLocallyMakesTheOthersTimeOutWithoutWritingTheirBuffers) {

@@ -193,3 +193,14 @@ TEST_F(ApiResetDebugInit, RereadsNcclDebug) {
 }
 
 }  // namespace
+
+// A size near SIZE_MAX cannot be allocated; rounded up naively it wrapped to
+// a tiny block that was returned as success.
+TEST(ApiMemAlloc, SizesNearSizeMaxFailAndGiveNoBlock) {
+  for (size_t size : {SIZE_MAX, SIZE_MAX - 100}) {
+    void* block = reinterpret_cast<void*>(0x1);
+    EXPECT_EQ(ncclMemAlloc(&block, size), ncclSystemError) << size;
+    EXPECT_EQ(block, nullptr) << size;
+    EXPECT_NE(lastError().find("out of"), std::string::npos) << lastError();
+  }
+}
