@@ -131,24 +131,73 @@ ncclResult_t postGroup(ncclComm* comm, const std::vector<Op>& ops) {
 
 }  // namespace
 
+// An argument check of a collective or point-to-point call: a failure
+// inside a group also fails the group (refuseInGroup).
+#define REFUSE_CHECK(call)                                            \
+  do {                                                                \
+    const ncclResult_t refused_ = (call);                             \
+    if (refused_ != ncclSuccess) return refuseInGroup(refused_);      \
+  } while (0)
+
+namespace {
+
+ncclResult_t checkNotInPlace(const ncclComm* comm, const void* sendbuff, const void* recvbuff,
+                             size_t count, const char* caller) {
+  if (count > 0 && comm->nranks > 1 && sendbuff == recvbuff)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: in-place operation (sendbuff == recvbuff) is not supported",
+                caller);
+  return ncclSuccess;
+}
+
+// The send and receive buffers either do not overlap or are laid out in
+// place as NCCL defines it (sendbuff at `inPlaceSend`; 0 where the call has
+// no in-place form). Any other overlap is refused: the operation would read
+// what it has already written.
+ncclResult_t checkOverlap(const void* sendbuff, size_t sendBytes, const void* recvbuff,
+                          size_t recvBytes, uintptr_t inPlaceSend, const char* caller) {
+  const uintptr_t send = reinterpret_cast<uintptr_t>(sendbuff);
+  const uintptr_t recv = reinterpret_cast<uintptr_t>(recvbuff);
+  if (sendBytes == 0 || recvBytes == 0 || send == 0 || recv == 0) return ncclSuccess;
+  if (send + sendBytes <= recv || recv + recvBytes <= send) return ncclSuccess;
+  if (inPlaceSend != 0 && send == inPlaceSend) return ncclSuccess;
+  CHORUS_FAIL(ncclInvalidArgument,
+              "%s: sendbuff [%p, +%zu bytes) and recvbuff [%p, +%zu bytes) overlap but are not "
+              "in place (in place, sendbuff would be %p)",
+              caller, sendbuff, sendBytes, recvbuff, recvBytes, reinterpret_cast<void*>(inPlaceSend));
+}
+
+// Bytes of `count` elements of `type` times `blocks`.
+size_t bytesOf(size_t count, ncclDataType_t type, size_t blocks = 1) {
+  return count * elementSize(type) * blocks;
+}
+
+uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+
+}  // namespace
+
 NCCL_API(ncclResult_t, ncclAllReduce, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclAllReduce";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
-  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  REFUSE_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
+  REFUSE_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  REFUSE_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
   Op o = makeOp(OpKind::AllReduce, sendbuff, recvbuff, count, datatype, stream);
-  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop, &o.scalarSource));
+  REFUSE_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop, &o.scalarSource));
+  REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(count, datatype), recvbuff, bytesOf(count, datatype),
+                            address(recvbuff), caller));
   return enqueueOp(comm, o);
 }
 
 NCCL_API(ncclResult_t, ncclBroadcast, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclBroadcast";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
-  CHORUS_CHECK(checkRank(comm, root, caller, "root"));
-  if (comm->rank == root) CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  REFUSE_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
+  REFUSE_CHECK(checkRank(comm, root, caller, "root"));
+  if (comm->rank == root) REFUSE_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  REFUSE_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  if (comm->rank == root)
+    REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(count, datatype), recvbuff, bytesOf(count, datatype),
+                              address(recvbuff), caller));
   Op o = makeOp(OpKind::Broadcast, sendbuff, recvbuff, count, datatype, stream);
   o.root = root;
   return enqueueOp(comm, o);
@@ -162,22 +211,28 @@ NCCL_API(ncclResult_t, ncclBcast, void* buff, size_t count, ncclDataType_t datat
 NCCL_API(ncclResult_t, ncclReduce, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclReduce";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
-  CHORUS_CHECK(checkRank(comm, root, caller, "root"));
-  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
-  if (comm->rank == root) CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  REFUSE_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
+  REFUSE_CHECK(checkRank(comm, root, caller, "root"));
+  REFUSE_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  if (comm->rank == root) REFUSE_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
   Op o = makeOp(OpKind::Reduce, sendbuff, recvbuff, count, datatype, stream);
   o.root = root;
-  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop, &o.scalarSource));
+  REFUSE_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop, &o.scalarSource));
+  if (comm->rank == root)
+    REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(count, datatype), recvbuff, bytesOf(count, datatype),
+                              address(recvbuff), caller));
   return enqueueOp(comm, o);
 }
 
 NCCL_API(ncclResult_t, ncclAllGather, const void* sendbuff, void* recvbuff, size_t sendcount,
          ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclAllGather";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, sendcount, Blocks::PerRank));
-  CHORUS_CHECK(checkBuffer(comm, sendbuff, sendcount, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(comm, recvbuff, sendcount, caller, "recvbuff"));
+  REFUSE_CHECK(checkCall(comm, caller, datatype, sendcount, Blocks::PerRank));
+  REFUSE_CHECK(checkBuffer(comm, sendbuff, sendcount, caller, "sendbuff"));
+  REFUSE_CHECK(checkBuffer(comm, recvbuff, sendcount, caller, "recvbuff"));
+  REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(sendcount, datatype), recvbuff,
+                            bytesOf(sendcount, datatype, comm->nranks),
+                            address(recvbuff) + bytesOf(sendcount, datatype, comm->rank), caller));
   return enqueueOp(comm,
                    makeOp(OpKind::AllGather, sendbuff, recvbuff, sendcount, datatype, stream));
 }
@@ -185,20 +240,23 @@ NCCL_API(ncclResult_t, ncclAllGather, const void* sendbuff, void* recvbuff, size
 NCCL_API(ncclResult_t, ncclReduceScatter, const void* sendbuff, void* recvbuff, size_t recvcount,
          ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclReduceScatter";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, recvcount, Blocks::PerRank));
-  CHORUS_CHECK(checkBuffer(comm, sendbuff, recvcount, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(comm, recvbuff, recvcount, caller, "recvbuff"));
+  REFUSE_CHECK(checkCall(comm, caller, datatype, recvcount, Blocks::PerRank));
+  REFUSE_CHECK(checkBuffer(comm, sendbuff, recvcount, caller, "sendbuff"));
+  REFUSE_CHECK(checkBuffer(comm, recvbuff, recvcount, caller, "recvbuff"));
   Op o = makeOp(OpKind::ReduceScatter, sendbuff, recvbuff, recvcount, datatype, stream);
-  CHORUS_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop, &o.scalarSource));
+  REFUSE_CHECK(resolveRedOp(comm, op, datatype, caller, &o.redop, &o.scalarSource));
+  REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(recvcount, datatype, comm->nranks), recvbuff,
+                            bytesOf(recvcount, datatype),
+                            address(recvbuff) - bytesOf(recvcount, datatype, comm->rank), caller));
   return enqueueOp(comm, o);
 }
 
 NCCL_API(ncclResult_t, ncclSend, const void* sendbuff, size_t count, ncclDataType_t datatype,
          int peer, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclSend";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
-  CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
-  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  REFUSE_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
+  REFUSE_CHECK(checkRank(comm, peer, caller, "peer"));
+  REFUSE_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
   Op o = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype, stream);
   o.peer = peer;
   return enqueueOp(comm, o);
@@ -207,9 +265,9 @@ NCCL_API(ncclResult_t, ncclSend, const void* sendbuff, size_t count, ncclDataTyp
 NCCL_API(ncclResult_t, ncclRecv, void* recvbuff, size_t count, ncclDataType_t datatype, int peer,
          ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclRecv";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
-  CHORUS_CHECK(checkRank(comm, peer, caller, "peer"));
-  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  REFUSE_CHECK(checkCall(comm, caller, datatype, count, Blocks::One));
+  REFUSE_CHECK(checkRank(comm, peer, caller, "peer"));
+  REFUSE_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
   Op o = makeOp(OpKind::Recv, nullptr, recvbuff, count, datatype, stream);
   o.peer = peer;
   return enqueueOp(comm, o);
@@ -218,12 +276,12 @@ NCCL_API(ncclResult_t, ncclRecv, void* recvbuff, size_t count, ncclDataType_t da
 NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclAlltoAll";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
-  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
-  if (count > 0 && comm->nranks > 1 && sendbuff == recvbuff)
-    CHORUS_FAIL(ncclInvalidArgument, "%s: in-place operation (sendbuff == recvbuff) is not supported",
-                caller);
+  REFUSE_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
+  REFUSE_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  REFUSE_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  REFUSE_CHECK(checkNotInPlace(comm, sendbuff, recvbuff, count, caller));
+  REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(count, datatype, comm->nranks), recvbuff,
+                            bytesOf(count, datatype, comm->nranks), 0, caller));
   std::vector<Op> ops;
   for (int p = 0; p < comm->nranks; ++p) {
     Op s = makeOp(OpKind::Send, at(sendbuff, p * count, datatype), nullptr, count, datatype,
@@ -240,10 +298,15 @@ NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_
 NCCL_API(ncclResult_t, ncclGather, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclGather";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
-  CHORUS_CHECK(checkRank(comm, root, caller, "root"));
-  CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
-  if (comm->rank == root) CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  REFUSE_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
+  REFUSE_CHECK(checkRank(comm, root, caller, "root"));
+  REFUSE_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  if (comm->rank == root) {
+    REFUSE_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+    REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(count, datatype), recvbuff,
+                              bytesOf(count, datatype, comm->nranks),
+                              address(recvbuff) + bytesOf(count, datatype, root), caller));
+  }
   std::vector<Op> ops;
   Op s = makeOp(OpKind::Send, sendbuff, nullptr, count, datatype, stream);
   s.peer = root;
@@ -262,10 +325,14 @@ NCCL_API(ncclResult_t, ncclGather, const void* sendbuff, void* recvbuff, size_t 
 NCCL_API(ncclResult_t, ncclScatter, const void* sendbuff, void* recvbuff, size_t count,
          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream) {
   const char* caller = "ncclScatter";
-  CHORUS_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
-  CHORUS_CHECK(checkRank(comm, root, caller, "root"));
-  if (comm->rank == root) CHORUS_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
-  CHORUS_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  REFUSE_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
+  REFUSE_CHECK(checkRank(comm, root, caller, "root"));
+  if (comm->rank == root) REFUSE_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
+  REFUSE_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
+  if (comm->rank == root)
+    REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(count, datatype, comm->nranks), recvbuff,
+                              bytesOf(count, datatype),
+                              address(recvbuff) - bytesOf(count, datatype, root), caller));
   std::vector<Op> ops;
   if (comm->rank == root) {
     for (int p = 0; p < comm->nranks; ++p) {

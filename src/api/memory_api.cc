@@ -76,6 +76,10 @@ NCCL_API(ncclResult_t, ncclMemFree, void* ptr) {
   const cudaError_t err = cudaFree(ptr);
   if (err == cudaSuccess) return ncclSuccess;
   cudaGetLastError();
+  // cudaFree's reason only where a device could have given the block (without
+  // one it says the driver is missing, which misleads).
+  if (deviceForNewComm() < 0)
+    CHORUS_FAIL(ncclInvalidArgument, "ncclMemFree: %p was not allocated by ncclMemAlloc", ptr);
   CHORUS_FAIL(ncclInvalidArgument, "ncclMemFree: %p was not allocated by ncclMemAlloc (%s)", ptr,
               cudaGetErrorString(err));
 #else

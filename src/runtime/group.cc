@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -29,6 +30,11 @@ struct OpBatch {
 thread_local int tDepth = 0;
 thread_local std::vector<GroupJob> tJobs;
 thread_local std::vector<OpBatch> tBatches;
+// The first call refused inside the open group, and its message.
+thread_local ncclResult_t tGroupRefusal = ncclSuccess;
+thread_local std::string tGroupRefusalText;
+
+ncclResult_t runGroup();
 
 // A job counts as pending on its communicator from creation to completion.
 GroupJob makeJob(ncclComm* comm, std::function<ncclResult_t()> run, bool runsOperations = false) {
@@ -119,6 +125,33 @@ ncclResult_t groupStart() {
 ncclResult_t groupEnd() {
   if (tDepth == 0) CHORUS_FAIL(ncclInvalidUsage, "ncclGroupEnd called without ncclGroupStart");
   if (--tDepth > 0) return ncclSuccess;
+  // A call of the group was refused: as NCCL, the group fails with its
+  // error and none of its operations run (inits and splits do, so that
+  // their communicators come up or fail as usual).
+  const ncclResult_t refused = tGroupRefusal;
+  tGroupRefusal = ncclSuccess;
+  if (refused == ncclSuccess) return runGroup();
+  tBatches.clear();
+  const std::string why = tGroupRefusalText;
+  runGroup();
+  setLastError("ncclGroupEnd: no operation of the group ran, since one of its calls failed: " +
+               why);
+  return refused;
+}
+
+ncclResult_t refuseInGroup(ncclResult_t result) {
+  if (result != ncclSuccess && result != ncclInProgress && inGroup() &&
+      tGroupRefusal == ncclSuccess) {
+    tGroupRefusal = result;
+    tGroupRefusalText = lastError();
+  }
+  return result;
+}
+
+namespace {
+
+// The outermost ncclGroupEnd's work: runs the group's jobs and batches.
+ncclResult_t runGroup() {
   std::vector<GroupJob> jobs = std::move(tJobs);
   tJobs.clear();
   // Device communicators post on this thread: first every gate opens, then
@@ -179,6 +212,8 @@ ncclResult_t groupEnd() {
   }
   return anyBackground ? ncclInProgress : ncclSuccess;
 }
+
+}  // namespace
 
 ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job) {
   if (inGroup()) {

@@ -28,6 +28,11 @@ ncclResult_t groupEnd();
 // A failed job's result becomes comm->asyncResult (see commState).
 ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job);
 
+// For the API's argument checks: a call refused inside a group makes the
+// outermost ncclGroupEnd fail with `result` without running the group's
+// operations (as NCCL does). Returns `result`.
+ncclResult_t refuseInGroup(ncclResult_t result);
+
 // Whether this thread's open group holds work (operations, an init or a
 // split) for `comm`, which then must outlive the outermost ncclGroupEnd.
 bool groupHoldsWork(const ncclComm* comm);

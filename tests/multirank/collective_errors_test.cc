@@ -74,6 +74,49 @@ TEST_F(OneRankComm, CountsBeyondAnyBufferAreInvalidArguments) {
   EXPECT_EQ(ncclBroadcast(bytes, bytes, SIZE_MAX / 2 + 1, ncclUint8, 0, comm, nullptr), ncclInvalidArgument);
 }
 
+// Buffers that overlap without NCCL's in-place layout are refused before
+// anything moves (the copies would read what they had written); the
+// in-place layouts still run.
+TEST_F(OneRankComm, OverlappingBuffersThatAreNotInPlaceAreInvalidArguments) {
+  float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  const float before[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  EXPECT_EQ(ncclAllReduce(x, x + 1, 4, ncclFloat, ncclSum, comm, nullptr), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("overlap but are not in place"));
+  EXPECT_EQ(ncclBroadcast(x, x + 2, 4, ncclFloat, 0, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclReduce(x + 3, x, 4, ncclFloat, ncclSum, 0, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclAllGather(x + 1, x, 4, ncclFloat, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclReduceScatter(x, x + 1, 4, ncclFloat, ncclSum, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclGather(x + 1, x, 4, ncclFloat, 0, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclScatter(x, x + 1, 4, ncclFloat, 0, comm, nullptr), ncclInvalidArgument);
+  EXPECT_EQ(ncclAlltoAll(x, x + 1, 4, ncclFloat, comm, nullptr), ncclInvalidArgument);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(x[i], before[i]) << "element " << i;
+  // In place (one rank: every block is this rank's) and disjoint are fine.
+  EXPECT_EQ(ncclAllReduce(x, x, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclAllGather(x, x, 4, ncclFloat, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclReduceScatter(x, x, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclBroadcast(x, x + 4, 4, ncclFloat, 0, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(x[7], 4.0f);
+}
+
+// As in NCCL, a call refused inside a group fails the group: ncclGroupEnd
+// returns its error and none of the group's operations runs. The next
+// group is not affected.
+TEST_F(OneRankComm, ARefusedCallFailsItsGroupAndNothingInItRuns) {
+  float in[4] = {1, 2, 3, 4}, out[4] = {};
+  ASSERT_EQ(ncclGroupStart(), ncclSuccess);
+  EXPECT_EQ(ncclAllReduce(in, out, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclAllReduce(in, out, 4, static_cast<ncclDataType_t>(77), ncclSum, comm, nullptr),
+            ncclInvalidArgument);
+  EXPECT_EQ(ncclGroupEnd(), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("no operation of the group ran"));
+  EXPECT_TRUE(lastErrorHas("datatype 77"));
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+  ASSERT_EQ(ncclGroupStart(), ncclSuccess);
+  EXPECT_EQ(ncclAllReduce(in, out, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclGroupEnd(), ncclSuccess);
+  EXPECT_EQ(out[3], 4.0f);
+}
+
 TEST_F(OneRankComm, PreMulSumOperatorsAreCheckedAndDestroyed) {
   float two = 2.0f;
   ncclRedOp_t op;
