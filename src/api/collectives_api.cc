@@ -158,8 +158,12 @@ ncclResult_t checkOverlap(const void* sendbuff, size_t sendBytes, const void* re
   const uintptr_t send = reinterpret_cast<uintptr_t>(sendbuff);
   const uintptr_t recv = reinterpret_cast<uintptr_t>(recvbuff);
   if (sendBytes == 0 || recvBytes == 0 || send == 0 || recv == 0) return ncclSuccess;
-  if (send + sendBytes <= recv || recv + recvBytes <= send) return ncclSuccess;
-  if (inPlaceSend != 0 && send == inPlaceSend) return ncclSuccess;
+  const bool apart = send < recv ? recv - send >= sendBytes : send - recv >= recvBytes;
+  if (apart || (inPlaceSend != 0 && send == inPlaceSend)) return ncclSuccess;
+  if (inPlaceSend == 0)
+    CHORUS_FAIL(ncclInvalidArgument,
+                "%s: sendbuff [%p, +%zu bytes) and recvbuff [%p, +%zu bytes) overlap (this "
+                "operation has no in-place form)", caller, sendbuff, sendBytes, recvbuff, recvBytes);
   CHORUS_FAIL(ncclInvalidArgument,
               "%s: sendbuff [%p, +%zu bytes) and recvbuff [%p, +%zu bytes) overlap but are not "
               "in place (in place, sendbuff would be %p)",
@@ -280,8 +284,10 @@ NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_
   REFUSE_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
   REFUSE_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
   REFUSE_CHECK(checkNotInPlace(comm, sendbuff, recvbuff, count, caller));
+  // One rank's AlltoAll is a copy to itself, which may be in place.
   REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(count, datatype, comm->nranks), recvbuff,
-                            bytesOf(count, datatype, comm->nranks), 0, caller));
+                            bytesOf(count, datatype, comm->nranks),
+                            comm->nranks == 1 ? address(recvbuff) : 0, caller));
   std::vector<Op> ops;
   for (int p = 0; p < comm->nranks; ++p) {
     Op s = makeOp(OpKind::Send, at(sendbuff, p * count, datatype), nullptr, count, datatype,

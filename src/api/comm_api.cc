@@ -130,6 +130,9 @@ NCCL_API(ncclResult_t, ncclCommGetAsyncError, ncclComm_t comm, ncclResult_t* asy
 NCCL_API(ncclResult_t, ncclCommFinalize, ncclComm_t comm) {
   CHORUS_CHECK(checkComm(comm, "ncclCommFinalize"));
   if (comm->finalized) CHORUS_FAIL(ncclInvalidUsage, "ncclCommFinalize: already finalized");
+  if (groupHoldsWork(comm))
+    CHORUS_FAIL(ncclInvalidUsage, "ncclCommFinalize: the communicator has work queued in this "
+                "thread's open group: call ncclGroupEnd first");
   // Host operations complete before their call returns: nothing to flush.
   // A device communicator's operations finish when their streams reach
   // them: wait for those (bounded by CHORUS_TIMEOUT).
@@ -144,7 +147,8 @@ NCCL_API(ncclResult_t, ncclCommFinalize, ncclComm_t comm) {
 NCCL_API(ncclResult_t, ncclCommDestroy, ncclComm_t comm) {
   if (comm == nullptr) return ncclSuccess;
   CHORUS_CHECK(checkComm(comm, "ncclCommDestroy"));
-  // The outermost ncclGroupEnd would run that work on a freed communicator.
+  // The outermost ncclGroupEnd would run that work on a freed communicator
+  // (a split of it counts too).
   if (groupHoldsWork(comm))
     CHORUS_FAIL(ncclInvalidUsage, "ncclCommDestroy: the communicator has work queued in this "
                 "thread's open group: call ncclGroupEnd first (ncclCommAbort drops the work)");

@@ -19,6 +19,7 @@ struct GroupJob {
   ncclComm* comm;
   std::function<ncclResult_t()> run;
   bool runsOperations = false;  // a batch of operations (not an init or a split)
+  const ncclComm* uses = nullptr;  // another communicator it needs (a split's parent)
 };
 
 // The operations one communicator received inside the current group.
@@ -37,9 +38,10 @@ thread_local std::string tGroupRefusalText;
 ncclResult_t runGroup();
 
 // A job counts as pending on its communicator from creation to completion.
-GroupJob makeJob(ncclComm* comm, std::function<ncclResult_t()> run, bool runsOperations = false) {
+GroupJob makeJob(ncclComm* comm, std::function<ncclResult_t()> run, bool runsOperations = false,
+                 const ncclComm* uses = nullptr) {
   if (comm != nullptr) comm->pendingJobs.fetch_add(1, std::memory_order_acq_rel);
-  return GroupJob{comm, std::move(run), runsOperations};
+  return GroupJob{comm, std::move(run), runsOperations, uses};
 }
 
 // Records a failed operation on its communicator: the first error, with its
@@ -215,9 +217,9 @@ ncclResult_t runGroup() {
 
 }  // namespace
 
-ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job) {
+ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job, const ncclComm* uses) {
   if (inGroup()) {
-    tJobs.push_back(makeJob(comm, std::move(job)));
+    tJobs.push_back(makeJob(comm, std::move(job), false, uses));
     return ncclSuccess;
   }
   if (comm != nullptr && !comm->config.blocking) {
@@ -231,7 +233,7 @@ bool groupHoldsWork(const ncclComm* comm) {
   for (const OpBatch& batch : tBatches)
     if (batch.comm == comm) return true;
   for (const GroupJob& job : tJobs)
-    if (job.comm == comm) return true;
+    if (job.comm == comm || job.uses == comm) return true;
   return false;
 }
 
@@ -239,10 +241,20 @@ void dropGroupWork(ncclComm* comm) {
   tBatches.erase(std::remove_if(tBatches.begin(), tBatches.end(),
                                 [comm](const OpBatch& b) { return b.comm == comm; }),
                  tBatches.end());
-  for (const GroupJob& job : tJobs)
-    if (job.comm == comm) comm->pendingJobs.fetch_sub(1, std::memory_order_acq_rel);
   tJobs.erase(std::remove_if(tJobs.begin(), tJobs.end(),
-                             [comm](const GroupJob& j) { return j.comm == comm; }),
+                             [comm](const GroupJob& job) {
+                               if (job.comm != comm && job.uses != comm) return false;
+                               // A split of this parent will not run: its child
+                               // fails instead of staying pending for ever.
+                               if (job.comm != nullptr && job.comm != comm) {
+                                 setLastError("the parent communicator was aborted before this "
+                                              "split ran");
+                                 recordFailure(job.comm, ncclInvalidUsage);
+                               }
+                               if (job.comm != nullptr)
+                                 job.comm->pendingJobs.fetch_sub(1, std::memory_order_acq_rel);
+                               return true;
+                             }),
               tJobs.end());
 }
 

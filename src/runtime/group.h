@@ -25,8 +25,11 @@ ncclResult_t groupEnd();
 // Runs `job` for `comm` (which may be null for jobs that create nothing) as
 // the caller's mode asks: deferred inside a group, on comm's background
 // thread when it is non-blocking (returns ncclInProgress), else right away.
-// A failed job's result becomes comm->asyncResult (see commState).
-ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job);
+// A failed job's result becomes comm->asyncResult (see commState). `uses`:
+// another communicator the job needs (a split's parent), which then may not
+// be destroyed while the job waits in a group.
+ncclResult_t runCommJob(ncclComm* comm, std::function<ncclResult_t()> job,
+                        const ncclComm* uses = nullptr);
 
 // For the API's argument checks: a call refused inside a group makes the
 // outermost ncclGroupEnd fail with `result` without running the group's

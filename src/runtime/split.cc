@@ -76,7 +76,8 @@ ncclResult_t commSplit(ncclComm* parent, int color, int key, ncclComm_t* out,
     *out = child;
   }
   ncclResult_t result =
-      runCommJob(child, [parent, color, key, child] { return splitBody(parent, color, key, child); });
+      runCommJob(child, [parent, color, key, child] { return splitBody(parent, color, key, child); },
+                 parent);
   if (result != ncclSuccess && result != ncclInProgress && child != nullptr &&
       child->config.blocking && !inGroup()) {
     freeComm(child);

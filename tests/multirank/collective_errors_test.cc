@@ -94,6 +94,7 @@ TEST_F(OneRankComm, OverlappingBuffersThatAreNotInPlaceAreInvalidArguments) {
   EXPECT_EQ(ncclAllReduce(x, x, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
   EXPECT_EQ(ncclAllGather(x, x, 4, ncclFloat, comm, nullptr), ncclSuccess);
   EXPECT_EQ(ncclReduceScatter(x, x, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclAlltoAll(x, x, 4, ncclFloat, comm, nullptr), ncclSuccess);  // one rank: a copy
   EXPECT_EQ(ncclBroadcast(x, x + 4, 4, ncclFloat, 0, comm, nullptr), ncclSuccess);
   EXPECT_EQ(x[7], 4.0f);
 }
@@ -174,6 +175,24 @@ TEST(GroupMisuse, DestroyInsideAGroupHoldingItsWorkIsRefusedAndAbortDropsTheWork
   EXPECT_EQ(ncclCommAbort(comm), ncclSuccess);
   EXPECT_EQ(ncclGroupEnd(), ncclSuccess);
   EXPECT_EQ(untouched[0], 0.0f) << "the AllReduce of an aborted communicator ran";
+
+  // A split of the communicator waiting in the group counts as its work:
+  // destroying the parent is refused, aborting it fails the child.
+  ncclComm_t parent = nullptr;
+  ASSERT_EQ(ncclCommInitAll(&parent, 1, nullptr), ncclSuccess);
+  ncclComm_t child = nullptr;
+  ASSERT_EQ(ncclGroupStart(), ncclSuccess);
+  ASSERT_EQ(ncclCommSplit(parent, 0, 0, &child, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclCommDestroy(parent), ncclInvalidUsage);
+  EXPECT_EQ(ncclCommFinalize(parent), ncclInvalidUsage);
+  EXPECT_EQ(ncclCommAbort(parent), ncclSuccess);
+  EXPECT_EQ(ncclGroupEnd(), ncclSuccess);
+  ASSERT_NE(child, nullptr);
+  ncclResult_t childState = ncclSuccess;
+  EXPECT_EQ(ncclCommGetAsyncError(child, &childState), ncclSuccess);
+  EXPECT_EQ(childState, ncclInvalidUsage) << "the child of an aborted split";
+  EXPECT_TRUE(lastErrorHas("aborted before this split ran"));
+  EXPECT_EQ(ncclCommAbort(child), ncclSuccess);
 
   // An init deferred by a group, then aborted before the group ends.
   ncclUniqueId id;
