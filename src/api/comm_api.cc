@@ -50,16 +50,20 @@ NCCL_API(ncclResult_t, ncclGetUniqueId, ncclUniqueId* uniqueId) {
 
 NCCL_API(ncclResult_t, ncclCommInitRank, ncclComm_t* comm, int nranks, ncclUniqueId commId,
          int rank) {
-  return initRankChecked(comm, nranks, commId, rank, nullptr, "ncclCommInitRank");
+  // As in NCCL, an init refused inside a group fails the group.
+  return refuseInGroup(initRankChecked(comm, nranks, commId, rank, nullptr, "ncclCommInitRank"));
 }
 
 NCCL_API(ncclResult_t, ncclCommInitRankConfig, ncclComm_t* comm, int nranks, ncclUniqueId commId,
          int rank, ncclConfig_t* config) {
-  return initRankChecked(comm, nranks, commId, rank, config, "ncclCommInitRankConfig");
+  return refuseInGroup(
+      initRankChecked(comm, nranks, commId, rank, config, "ncclCommInitRankConfig"));
 }
 
-NCCL_API(ncclResult_t, ncclCommInitRankScalable, ncclComm_t* newcomm, int nranks, int myrank,
-         int nId, ncclUniqueId* commIds, ncclConfig_t* config) {
+namespace {
+
+ncclResult_t initRankScalableChecked(ncclComm_t* newcomm, int nranks, int myrank, int nId,
+                                     ncclUniqueId* commIds, ncclConfig_t* config) {
   const char* caller = "ncclCommInitRankScalable";
   if (newcomm == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: newcomm is NULL", caller);
   *newcomm = nullptr;
@@ -71,6 +75,13 @@ NCCL_API(ncclResult_t, ncclCommInitRankScalable, ncclComm_t* newcomm, int nranks
   request.roots.resize(nId);
   for (int i = 0; i < nId; ++i) CHORUS_CHECK(decodeId(commIds[i], &request.roots[i]));
   return commInitRank(newcomm, nranks, myrank, request, config);
+}
+
+}  // namespace
+
+NCCL_API(ncclResult_t, ncclCommInitRankScalable, ncclComm_t* newcomm, int nranks, int myrank,
+         int nId, ncclUniqueId* commIds, ncclConfig_t* config) {
+  return refuseInGroup(initRankScalableChecked(newcomm, nranks, myrank, nId, commIds, config));
 }
 
 NCCL_API(ncclResult_t, ncclCommInitAll, ncclComm_t* comms, int ndev, const int* devlist) {
@@ -86,14 +97,23 @@ NCCL_API(ncclResult_t, ncclCommInitAll, ncclComm_t* comms, int ndev, const int* 
   return commInitAll(comms, ndev, devlist);
 }
 
-NCCL_API(ncclResult_t, ncclCommSplit, ncclComm_t comm, int color, int key, ncclComm_t* newcomm,
-         ncclConfig_t* config) {
+namespace {
+
+ncclResult_t splitChecked(ncclComm_t comm, int color, int key, ncclComm_t* newcomm,
+                          ncclConfig_t* config) {
   CHORUS_CHECK(checkComm(comm, "ncclCommSplit"));
   if (newcomm == nullptr) CHORUS_FAIL(ncclInvalidArgument, "ncclCommSplit: newcomm is NULL");
   if (commState(comm) != ncclSuccess)
     CHORUS_FAIL(ncclInvalidUsage, "ncclCommSplit: the parent communicator is not ready (%s)",
                 ncclGetErrorString(commState(comm)));
   return commSplit(comm, color, key, newcomm, config);
+}
+
+}  // namespace
+
+NCCL_API(ncclResult_t, ncclCommSplit, ncclComm_t comm, int color, int key, ncclComm_t* newcomm,
+         ncclConfig_t* config) {
+  return refuseInGroup(splitChecked(comm, color, key, newcomm, config));
 }
 
 NCCL_API(ncclResult_t, ncclCommCount, const ncclComm_t comm, int* count) {

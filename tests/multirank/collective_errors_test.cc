@@ -112,6 +112,15 @@ TEST_F(OneRankComm, ARefusedCallFailsItsGroupAndNothingInItRuns) {
   EXPECT_TRUE(lastErrorHas("no operation of the group ran"));
   EXPECT_TRUE(lastErrorHas("datatype 77"));
   for (float v : out) EXPECT_EQ(v, 0.0f);
+  // A refused init (nranks 0) fails its group too.
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  ncclComm_t other = nullptr;
+  ASSERT_EQ(ncclGroupStart(), ncclSuccess);
+  EXPECT_EQ(ncclAllReduce(in, out, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
+  EXPECT_EQ(ncclCommInitRank(&other, 0, id, 0), ncclInvalidArgument);
+  EXPECT_EQ(ncclGroupEnd(), ncclInvalidArgument);
+  for (float v : out) EXPECT_EQ(v, 0.0f);
   ASSERT_EQ(ncclGroupStart(), ncclSuccess);
   EXPECT_EQ(ncclAllReduce(in, out, 4, ncclFloat, ncclSum, comm, nullptr), ncclSuccess);
   EXPECT_EQ(ncclGroupEnd(), ncclSuccess);
