@@ -88,11 +88,13 @@ NCCL_API(ncclResult_t, ncclCommInitAll, ncclComm_t* comms, int ndev, const int* 
   if (comms == nullptr) CHORUS_FAIL(ncclInvalidArgument, "ncclCommInitAll: comms is NULL");
   if (ndev < 1) CHORUS_FAIL(ncclInvalidArgument, "ncclCommInitAll: ndev %d must be >= 1", ndev);
   const int gpus = deviceForNewComm() < 0 ? 0 : cudaDeviceCount();
-  if (devlist != nullptr && gpus > 0) {
+  if (devlist != nullptr) {
+    // Without devices (host communicators) the list names none, but a
+    // negative entry is wrong anywhere.
     for (int i = 0; i < ndev; ++i)
-      if (devlist[i] < 0 || devlist[i] >= gpus)
-        CHORUS_FAIL(ncclInvalidArgument, "ncclCommInitAll: devlist[%d] = %d is not a device (0..%d)",
-                    i, devlist[i], gpus - 1);
+      if (devlist[i] < 0 || (gpus > 0 && devlist[i] >= gpus))
+        CHORUS_FAIL(ncclInvalidArgument, "ncclCommInitAll: devlist[%d] = %d is not a device%s",
+                    i, devlist[i], gpus > 0 ? "" : " number");
   }
   return commInitAll(comms, ndev, devlist);
 }

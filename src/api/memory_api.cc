@@ -94,6 +94,10 @@ NCCL_API(ncclResult_t, ncclCommRegister, const ncclComm_t comm, void* buff, size
   if (handle == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: handle is NULL", caller);
   *handle = nullptr;
   if (buff == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: buff is NULL", caller);
+  // A registration names a range that can exist (an empty one is kept).
+  if (size > static_cast<size_t>(PTRDIFF_MAX) ||
+      reinterpret_cast<uintptr_t>(buff) > UINTPTR_MAX - size)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: size %zu at %p is not a buffer", caller, size, buff);
   if (!comm->onHost()) CHORUS_CHECK(checkDeviceBuffer(comm->cudaDev, buff, caller, "buff"));
   // Its CUDA calls outside the lock, which the proxy takes.
   DeviceRegistrations::Export exported;

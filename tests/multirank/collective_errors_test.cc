@@ -127,6 +127,15 @@ TEST_F(OneRankComm, ARefusedCallFailsItsGroupAndNothingInItRuns) {
   EXPECT_EQ(out[3], 4.0f);
 }
 
+TEST_F(OneRankComm, RegistrationsBeyondAnyBufferAreInvalidArguments) {
+  void* handle = nullptr;
+  EXPECT_EQ(ncclCommRegister(comm, a, SIZE_MAX, &handle), ncclInvalidArgument);
+  EXPECT_TRUE(lastErrorHas("is not a buffer"));
+  EXPECT_EQ(handle, nullptr);
+  ASSERT_EQ(ncclCommRegister(comm, a, sizeof a, &handle), ncclSuccess);
+  EXPECT_EQ(ncclCommDeregister(comm, handle), ncclSuccess);
+}
+
 TEST_F(OneRankComm, PreMulSumOperatorsAreCheckedAndDestroyed) {
   float two = 2.0f;
   ncclRedOp_t op;

@@ -167,6 +167,8 @@ TEST(BadInput, OtherEntryPointsRejectNullsAndBadCounts) {
   EXPECT_EQ(ncclGetUniqueId(nullptr), ncclInvalidArgument);
   EXPECT_EQ(ncclCommInitAll(nullptr, 2, nullptr), ncclInvalidArgument);
   EXPECT_EQ(ncclCommInitAll(&comm, 0, nullptr), ncclInvalidArgument);
+  const int negative[1] = {-1};
+  EXPECT_EQ(ncclCommInitAll(&comm, 1, negative), ncclInvalidArgument);
   EXPECT_EQ(ncclCommInitRankScalable(&comm, 2, 0, 0, &id, nullptr), ncclInvalidArgument);
   EXPECT_TRUE(lastErrorHas("nId 0"));
   EXPECT_EQ(ncclCommInitRankScalable(&comm, 2, 0, 3, &id, nullptr), ncclInvalidArgument);
