@@ -129,8 +129,6 @@ ncclResult_t postGroup(ncclComm* comm, const std::vector<Op>& ops) {
   return result != ncclSuccess ? result : end;
 }
 
-}  // namespace
-
 // An argument check of a collective or point-to-point call: a failure
 // inside a group also fails the group (refuseInGroup).
 #define REFUSE_CHECK(call)                                            \
@@ -139,15 +137,7 @@ ncclResult_t postGroup(ncclComm* comm, const std::vector<Op>& ops) {
     if (refused_ != ncclSuccess) return refuseInGroup(refused_);      \
   } while (0)
 
-namespace {
-
-ncclResult_t checkNotInPlace(const ncclComm* comm, const void* sendbuff, const void* recvbuff,
-                             size_t count, const char* caller) {
-  if (count > 0 && comm->nranks > 1 && sendbuff == recvbuff)
-    CHORUS_FAIL(ncclInvalidArgument, "%s: in-place operation (sendbuff == recvbuff) is not supported",
-                caller);
-  return ncclSuccess;
-}
+uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
 // The send and receive buffers either do not overlap or are laid out in
 // place as NCCL defines it (sendbuff at `inPlaceSend`; 0 where the call has
@@ -155,8 +145,7 @@ ncclResult_t checkNotInPlace(const ncclComm* comm, const void* sendbuff, const v
 // what it has already written.
 ncclResult_t checkOverlap(const void* sendbuff, size_t sendBytes, const void* recvbuff,
                           size_t recvBytes, uintptr_t inPlaceSend, const char* caller) {
-  const uintptr_t send = reinterpret_cast<uintptr_t>(sendbuff);
-  const uintptr_t recv = reinterpret_cast<uintptr_t>(recvbuff);
+  const uintptr_t send = address(sendbuff), recv = address(recvbuff);
   if (sendBytes == 0 || recvBytes == 0 || send == 0 || recv == 0) return ncclSuccess;
   const bool apart = send < recv ? recv - send >= sendBytes : send - recv >= recvBytes;
   if (apart || (inPlaceSend != 0 && send == inPlaceSend)) return ncclSuccess;
@@ -174,8 +163,6 @@ ncclResult_t checkOverlap(const void* sendbuff, size_t sendBytes, const void* re
 size_t bytesOf(size_t count, ncclDataType_t type, size_t blocks = 1) {
   return count * elementSize(type) * blocks;
 }
-
-uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
 }  // namespace
 
@@ -283,8 +270,8 @@ NCCL_API(ncclResult_t, ncclAlltoAll, const void* sendbuff, void* recvbuff, size_
   REFUSE_CHECK(checkCall(comm, caller, datatype, count, Blocks::PerRank));
   REFUSE_CHECK(checkBuffer(comm, sendbuff, count, caller, "sendbuff"));
   REFUSE_CHECK(checkBuffer(comm, recvbuff, count, caller, "recvbuff"));
-  REFUSE_CHECK(checkNotInPlace(comm, sendbuff, recvbuff, count, caller));
-  // One rank's AlltoAll is a copy to itself, which may be in place.
+  // In place only with one rank, where AlltoAll is a copy to itself (with
+  // more, a rank would overwrite blocks it has yet to send).
   REFUSE_CHECK(checkOverlap(sendbuff, bytesOf(count, datatype, comm->nranks), recvbuff,
                             bytesOf(count, datatype, comm->nranks),
                             comm->nranks == 1 ? address(recvbuff) : 0, caller));

@@ -41,6 +41,31 @@ ncclResult_t initRankChecked(ncclComm_t* comm, int nranks, const ncclUniqueId& c
   return commInitRank(comm, nranks, rank, request, config);
 }
 
+ncclResult_t initRankScalableChecked(ncclComm_t* newcomm, int nranks, int myrank, int nId,
+                                     ncclUniqueId* commIds, ncclConfig_t* config) {
+  const char* caller = "ncclCommInitRankScalable";
+  if (newcomm == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: newcomm is NULL", caller);
+  *newcomm = nullptr;
+  CHORUS_CHECK(checkRank(caller, nranks, myrank));
+  if (commIds == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: commIds is NULL", caller);
+  if (nId < 1 || nId > nranks)
+    CHORUS_FAIL(ncclInvalidArgument, "%s: nId %d must be in 1..nranks (%d)", caller, nId, nranks);
+  InitRequest request;
+  request.roots.resize(nId);
+  for (int i = 0; i < nId; ++i) CHORUS_CHECK(decodeId(commIds[i], &request.roots[i]));
+  return commInitRank(newcomm, nranks, myrank, request, config);
+}
+
+ncclResult_t splitChecked(ncclComm_t comm, int color, int key, ncclComm_t* newcomm,
+                          ncclConfig_t* config) {
+  CHORUS_CHECK(checkComm(comm, "ncclCommSplit"));
+  if (newcomm == nullptr) CHORUS_FAIL(ncclInvalidArgument, "ncclCommSplit: newcomm is NULL");
+  if (commState(comm) != ncclSuccess)
+    CHORUS_FAIL(ncclInvalidUsage, "ncclCommSplit: the parent communicator is not ready (%s)",
+                ncclGetErrorString(commState(comm)));
+  return commSplit(comm, color, key, newcomm, config);
+}
+
 }  // namespace
 
 NCCL_API(ncclResult_t, ncclGetUniqueId, ncclUniqueId* uniqueId) {
@@ -59,25 +84,6 @@ NCCL_API(ncclResult_t, ncclCommInitRankConfig, ncclComm_t* comm, int nranks, ncc
   return refuseInGroup(
       initRankChecked(comm, nranks, commId, rank, config, "ncclCommInitRankConfig"));
 }
-
-namespace {
-
-ncclResult_t initRankScalableChecked(ncclComm_t* newcomm, int nranks, int myrank, int nId,
-                                     ncclUniqueId* commIds, ncclConfig_t* config) {
-  const char* caller = "ncclCommInitRankScalable";
-  if (newcomm == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: newcomm is NULL", caller);
-  *newcomm = nullptr;
-  CHORUS_CHECK(checkRank(caller, nranks, myrank));
-  if (commIds == nullptr) CHORUS_FAIL(ncclInvalidArgument, "%s: commIds is NULL", caller);
-  if (nId < 1 || nId > nranks)
-    CHORUS_FAIL(ncclInvalidArgument, "%s: nId %d must be in 1..nranks (%d)", caller, nId, nranks);
-  InitRequest request;
-  request.roots.resize(nId);
-  for (int i = 0; i < nId; ++i) CHORUS_CHECK(decodeId(commIds[i], &request.roots[i]));
-  return commInitRank(newcomm, nranks, myrank, request, config);
-}
-
-}  // namespace
 
 NCCL_API(ncclResult_t, ncclCommInitRankScalable, ncclComm_t* newcomm, int nranks, int myrank,
          int nId, ncclUniqueId* commIds, ncclConfig_t* config) {
@@ -98,20 +104,6 @@ NCCL_API(ncclResult_t, ncclCommInitAll, ncclComm_t* comms, int ndev, const int* 
   }
   return commInitAll(comms, ndev, devlist);
 }
-
-namespace {
-
-ncclResult_t splitChecked(ncclComm_t comm, int color, int key, ncclComm_t* newcomm,
-                          ncclConfig_t* config) {
-  CHORUS_CHECK(checkComm(comm, "ncclCommSplit"));
-  if (newcomm == nullptr) CHORUS_FAIL(ncclInvalidArgument, "ncclCommSplit: newcomm is NULL");
-  if (commState(comm) != ncclSuccess)
-    CHORUS_FAIL(ncclInvalidUsage, "ncclCommSplit: the parent communicator is not ready (%s)",
-                ncclGetErrorString(commState(comm)));
-  return commSplit(comm, color, key, newcomm, config);
-}
-
-}  // namespace
 
 NCCL_API(ncclResult_t, ncclCommSplit, ncclComm_t comm, int color, int key, ncclComm_t* newcomm,
          ncclConfig_t* config) {

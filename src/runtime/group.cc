@@ -22,6 +22,11 @@ struct GroupJob {
   const ncclComm* uses = nullptr;  // another communicator it needs (a split's parent)
 };
 
+// Whether `job` runs on `comm` or needs it (a split of it).
+bool involves(const GroupJob& job, const ncclComm* comm) {
+  return job.comm == comm || job.uses == comm;
+}
+
 // The operations one communicator received inside the current group.
 struct OpBatch {
   ncclComm* comm;
@@ -233,7 +238,7 @@ bool groupHoldsWork(const ncclComm* comm) {
   for (const OpBatch& batch : tBatches)
     if (batch.comm == comm) return true;
   for (const GroupJob& job : tJobs)
-    if (job.comm == comm || job.uses == comm) return true;
+    if (involves(job, comm)) return true;
   return false;
 }
 
@@ -243,7 +248,7 @@ void dropGroupWork(ncclComm* comm) {
                  tBatches.end());
   tJobs.erase(std::remove_if(tJobs.begin(), tJobs.end(),
                              [comm](const GroupJob& job) {
-                               if (job.comm != comm && job.uses != comm) return false;
+                               if (!involves(job, comm)) return false;
                                // A split of this parent will not run: its child
                                // fails instead of staying pending for ever.
                                if (job.comm != nullptr && job.comm != comm) {
