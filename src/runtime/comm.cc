@@ -28,6 +28,41 @@ ncclResult_t commState(const ncclComm* comm) {
 
 namespace {
 
+// Publishes this rank's failure where its peers on this host look (the
+// arena of the direct algorithms; where there is none, peers learn of it
+// at their deadline or when this process exits), and wakes those asleep
+// on this rank's phase.
+void publishFailure(ncclComm* comm, ncclResult_t result, const char* reason) {
+  if (!comm->arena) return;
+  ArenaRankSlot& mine = comm->arena->slot(comm->rank);
+  if (publishPeerFailure(&mine.failure, result, reason)) wakeSleepers(&mine.phase, &mine.sleepers);
+}
+
+}  // namespace
+
+ncclResult_t recordCommFailure(ncclComm* comm, ncclResult_t result) {
+  if (result == ncclSuccess || result == ncclInProgress) return result;
+  std::lock_guard<std::mutex> lock(comm->failureMutex);
+  if (comm->asyncResult.load(std::memory_order_acquire) != ncclSuccess) return result;
+  comm->asyncErrorText = lastError();
+  comm->asyncResult.store(result, std::memory_order_release);
+  // A wait that an abort ended fails too: say what happened.
+  if (comm->abortFlag.load(std::memory_order_acquire)) {
+    announceAbort(comm);
+    return result;
+  }
+  const std::string reason = std::string("its communicator failed (") + ncclGetErrorString(result) +
+                             "): " + comm->asyncErrorText;
+  publishFailure(comm, result, reason.c_str());
+  return result;
+}
+
+void announceAbort(ncclComm* comm) {
+  publishFailure(comm, ncclSystemError, "its communicator was aborted (ncclCommAbort)");
+}
+
+namespace {
+
 // An operation completes for a sender once its data is in the FIFO; a proxy
 // may still be streaming the last slots to a peer on another host. Before
 // the transports go, wait (bounded) until every receiver has taken its data.
@@ -48,6 +83,7 @@ void drainSends(ncclComm* comm) {
 
 void freeComm(ncclComm* comm) {
   comm->background.finish();
+  if (comm->abortFlag.load(std::memory_order_acquire)) announceAbort(comm);
   if (comm->deviceQueue) comm->deviceQueue->shutdown();  // streams' operations first
   drainSends(comm);
   comm->alive = 0;

@@ -140,6 +140,7 @@ struct ncclComm {
   std::atomic<ncclResult_t> asyncResult{ncclSuccess};
   std::atomic<int> pendingJobs{0};
   std::string asyncErrorText;  // the message that goes with a failed asyncResult
+  std::mutex failureMutex;     // one writer of the two (recordCommFailure)
   std::atomic<bool> abortFlag{false};
   // Runs a non-blocking communicator's init and operations in turn.
   chorus::BackgroundQueue background;
@@ -157,6 +158,17 @@ ncclResult_t checkComm(const ncclComm* comm, const char* caller);
 ncclResult_t commState(const ncclComm* comm);
 // Waits for a background init (if any) and frees everything.
 void freeComm(ncclComm* comm);
+// Makes `result` the communicator's failure, with this thread's last error
+// as its text, unless it has one already (ncclSuccess and ncclInProgress
+// are not failures), and publishes it to the peers on this host, whose
+// waits for this rank then end at once (transport/fifo_host.h, PeerFailure).
+// Returns `result`. The message is that of this (maybe worker) thread.
+ncclResult_t recordCommFailure(ncclComm* comm, ncclResult_t result);
+// Tells the peers on this host that this rank's communicator is aborted
+// (unless a failure was published already). Call once no other thread
+// works on the communicator.
+void announceAbort(ncclComm* comm);
+
 // Whether every rank lives on this rank's host (with `process`, in its
 // process too). The same answer on every rank of a host: all see all peers.
 bool everyRankWithUs(const ncclComm* comm, bool process);

@@ -29,6 +29,8 @@ ConnectionPeer describe(ncclComm* comm, int peer, int channel) {
   p.abort = &comm->abortFlag;
   p.timeoutSeconds = comm->timeoutSeconds;
   p.bootstrap = comm->bootstrap.get();
+  // Connections made after the arena (Send/Recv's) watch the peer's slot.
+  p.peerFailure = comm->arena ? &comm->arena->slot(peer).failure : nullptr;
   return p;
 }
 

@@ -466,11 +466,7 @@ void CudaDeviceQueue::proxyLoop() {
     const ncclResult_t ended = commands_->endTicket();
     if (ended != ncclSuccess) releaseHeldStreams();
     if (result == ncclSuccess) result = ended;
-    if (result != ncclSuccess) {
-      comm_->asyncErrorText = lastError();
-      ncclResult_t none = ncclSuccess;
-      comm_->asyncResult.compare_exchange_strong(none, result);
-    }
+    recordCommFailure(comm_, result);
     finishTicket(next);
   }
   releaseHeldStreams();

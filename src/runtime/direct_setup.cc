@@ -94,6 +94,7 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
     wait.spins = spins;
     wait.yields = yields;
     wait.peerPid = probeablePid(comm->peers[r], comm->peers[comm->rank]);
+    wait.peerFailure = &comm->arena->slot(r).failure;
   }
   // Zero-filled, so its pages are faulted in now rather than mid-operation.
   comm->directScratch.assign(kDirectChunkBytes, 0);

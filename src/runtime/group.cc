@@ -49,22 +49,10 @@ GroupJob makeJob(ncclComm* comm, std::function<ncclResult_t()> run, bool runsOpe
   return GroupJob{comm, std::move(run), runsOperations, uses};
 }
 
-// Records a failed operation on its communicator: the first error, with its
-// message (which lives in this, maybe worker, thread's last error).
-ncclResult_t recordFailure(ncclComm* comm, ncclResult_t result) {
-  ncclResult_t none = ncclSuccess;
-  if (result != ncclSuccess && result != ncclInProgress &&
-      comm->asyncResult.load(std::memory_order_acquire) == ncclSuccess) {
-    comm->asyncErrorText = lastError();
-    comm->asyncResult.compare_exchange_strong(none, result, std::memory_order_acq_rel);
-  }
-  return result;
-}
-
 // Records a finished job's outcome, then one pending job fewer.
 ncclResult_t recordOutcome(ncclComm* comm, ncclResult_t result) {
   if (comm == nullptr) return result;
-  recordFailure(comm, result);
+  recordCommFailure(comm, result);
   comm->pendingJobs.fetch_sub(1, std::memory_order_acq_rel);  // pairs with commState's acquire
   return result;
 }
@@ -254,7 +242,7 @@ void dropGroupWork(ncclComm* comm) {
                                if (job.comm != nullptr && job.comm != comm) {
                                  setLastError("the parent communicator was aborted before this "
                                               "split ran");
-                                 recordFailure(job.comm, ncclInvalidUsage);
+                                 recordCommFailure(job.comm, ncclInvalidUsage);
                                }
                                if (job.comm != nullptr)
                                  job.comm->pendingJobs.fetch_sub(1, std::memory_order_acq_rel);
@@ -269,7 +257,7 @@ ncclResult_t enqueueOp(ncclComm* comm, const Op& op) {
   // It is not counted as a pending job: the call returns before its caller
   // could ask, and the counter's locked update would cost every small
   // operation a store-buffer drain.
-  if (!inGroup() && comm->config.blocking) return recordFailure(comm, executeOps(comm, &op, 1));
+  if (!inGroup() && comm->config.blocking) return recordCommFailure(comm, executeOps(comm, &op, 1));
   CHORUS_CHECK(groupStart());
   OpBatch* batch = nullptr;
   for (OpBatch& b : tBatches)

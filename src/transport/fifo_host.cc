@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 
 #include "common/result.h"
 
@@ -37,6 +38,16 @@ bool peerProcessGone(pid_t pid) {
   return kill(pid, 0) != 0 && errno == ESRCH;
 }
 
+bool publishPeerFailure(PeerFailure* failure, ncclResult_t result, const char* reason) {
+  uint32_t unclaimed = 0;
+  if (!__atomic_compare_exchange_n(&failure->claimed, &unclaimed, 1, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE))
+    return false;
+  snprintf(failure->reason, sizeof failure->reason, "%s", reason);
+  __atomic_store_n(&failure->result, static_cast<uint32_t>(result), __ATOMIC_RELEASE);
+  return true;
+}
+
 ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut) {
   if (context.abort && context.abort->load())
     CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: communicator aborted", context.selfRank,
@@ -45,6 +56,9 @@ ncclResult_t waitFailure(const WaitContext& context, const char* what, bool time
   if (context.link && context.link->raised.load(std::memory_order_acquire))
     CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: %s", context.selfRank, what,
                 context.peerRank, context.link->reason);
+  if (peerHasFailed(context.peerFailure))
+    CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: %s", context.selfRank, what,
+                context.peerRank, context.peerFailure->reason);
   if (timedOut)
     CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: no progress in %.0f s (CHORUS_TIMEOUT)",
                 context.selfRank, what, context.peerRank, context.timeoutSeconds);

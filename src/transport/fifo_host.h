@@ -5,9 +5,10 @@
 // it waits for, so that more ranks than cores still make progress. While
 // asleep it wakes every 100 ms to check the abort flag, the deadline
 // (CHORUS_TIMEOUT), for a peer in another process on this host, whether
-// that process still exists, and, for a FIFO whose other end is a network
+// that process still exists, for a peer on this host, whether its
+// communicator has failed, and, for a FIFO whose other end is a network
 // proxy (socket transport), whether that proxy's connection failed: a dead
-// peer or a failed connection becomes ncclRemoteError.
+// or failed peer or a failed connection becomes ncclRemoteError.
 #pragma once
 
 #include <atomic>
@@ -27,6 +28,28 @@ struct LinkFailure {
   char reason[256] = {};            // read only after `raised` is seen (acquire)
 };
 
+// Published by a rank, in memory its peers on this host map (its arena
+// slot, transport/shm/node_arena.h), once its communicator has failed or
+// been aborted: it will not take part in anything again, so a peer waiting
+// for it ends at once with the reason instead of at the deadline. Plain
+// words, for memory shared between processes.
+struct PeerFailure {
+  uint32_t claimed;  // 0 -> 1 by the one writer (compare-and-swap)
+  uint32_t result;   // the failure's ncclResult_t, release-stored after `reason`; 0: none
+  // What a peer's error says after the rank ("its communicator ..."); read
+  // only after a non-zero `result` is seen (acquire).
+  char reason[248];
+};
+
+// Whether `failure` has been published (acquire: its reason is complete).
+inline bool peerHasFailed(const PeerFailure* failure) {
+  return failure != nullptr && __atomic_load_n(&failure->result, __ATOMIC_ACQUIRE) != 0;
+}
+
+// Publishes a failure in `failure` (the first one only) with its reason.
+// Returns whether this call published it.
+bool publishPeerFailure(PeerFailure* failure, ncclResult_t result, const char* reason);
+
 // What a wait needs to end in a useful error instead of a hang.
 struct WaitContext {
   const std::atomic<bool>* abort = nullptr;
@@ -39,6 +62,9 @@ struct WaitContext {
   int notifyFd = -1;
   // The network connection behind this FIFO, when there is one (null: none).
   const LinkFailure* link = nullptr;
+  // What the peer publishes when its communicator fails (same host, where
+  // the ranks share an arena; null: none).
+  const PeerFailure* peerFailure = nullptr;
   // Polls before the first yield, then yields before sleeping: few by
   // default; more where waits are expected to be short, so that a wait ends
   // without a futex wake-up (several microseconds on a VM). Yielding, not

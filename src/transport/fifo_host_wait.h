@@ -48,6 +48,7 @@ ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& co
       return waitFailure(context, what, false);
     if (context.link && context.link->raised.load(std::memory_order_acquire))
       return waitFailure(context, what, false);
+    if (peerHasFailed(context.peerFailure)) return waitFailure(context, what, false);
     if (peerProcessGone(context.peerPid)) return waitFailure(context, what, false);
     if (deadline.expired()) return waitFailure(context, what, true);
   }

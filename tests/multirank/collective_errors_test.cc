@@ -235,8 +235,93 @@ TEST(FailedPeers, ARankRejectedLocallyMakesTheOthersTimeOutWithoutWritingTheirBu
     if (ctx.rank == 1) ctx.check(r == ncclInvalidArgument, "rank 1's bad call");
     else ctx.check(r == ncclSystemError || r == ncclRemoteError, std::string("others got ") + ncclGetErrorString(r));
     if (ctx.rank == 1) ctx.check(out[0] == -7.0f && out[999] == -7.0f, "rank 1's buffer was written");
+    // Its communicator is still usable: no failure is published, and the
+    // others wait for it until their deadline (an abort would end their
+    // waits at once: the next tests).
+    if (ctx.rank == 1) usleep(3000000);
+    else ctx.check(lastErrorHas("CHORUS_TIMEOUT"), ncclGetLastError(comm));
     ncclCommAbort(comm);
   });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A rank that aborts its communicator tells its peers on this host: their
+// waits for it end at once with ncclRemoteError, long before CHORUS_TIMEOUT:
+// a receive from it (its FIFO), and a collective (the arena), here one that
+// waits for a rank whose receive failed that way (the failure is passed on).
+TEST(FailedPeers, AnAbortedRankEndsItsPeersWaitsAtOnce) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, 3, ctx.id, ctx.rank), "init")) return;
+    // One message from rank 1 to rank 0 connects the two, so that rank 0's
+    // second receive waits in the FIFO rather than in a connection setup.
+    std::vector<float> message(16, 1.0f);
+    if (ctx.rank == 1) ctx.checkNccl(ncclSend(message.data(), 16, ncclFloat, 0, comm, nullptr), "send");
+    if (ctx.rank == 0) ctx.checkNccl(ncclRecv(message.data(), 16, ncclFloat, 1, comm, nullptr), "recv");
+    if (ctx.rank == 1) {
+      ncclCommAbort(comm);
+      usleep(3000000);  // alive, so that the others learn of the abort, not of an exit
+      return;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<float> in(1000, 1.0f), out(1000, -7.0f);
+    const ncclResult_t r =
+        ctx.rank == 0 ? ncclRecv(out.data(), 1000, ncclFloat, 1, comm, nullptr)
+                      : ncclAllReduce(in.data(), out.data(), 1000, ncclFloat, ncclSum, comm, nullptr);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ctx.check(r == ncclRemoteError, std::string("returned ") + ncclGetErrorString(r));
+    // Rank 2 hears it from rank 0, whose message quotes rank 1's.
+    ctx.check(lastErrorHas("rank 1: its communicator was aborted (ncclCommAbort)"),
+              ncclGetLastError(comm));
+    if (ctx.rank == 2) ctx.check(lastErrorHas("rank 0: its communicator failed"), ncclGetLastError(comm));
+    ctx.check(out[0] == -7.0f && out[999] == -7.0f, "the output was written");
+    ctx.check(seconds < 2.0, "the wait took " + std::to_string(seconds) + " s");
+    ncclCommAbort(comm);
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A rank whose operation failed (here a receive of the wrong size) cannot
+// take part again: its peers' next waits for it end at once with its reason.
+// Before, the sender learned of it only at CHORUS_TIMEOUT. The same for a
+// Broadcast whose readers reject the root's count.
+TEST(FailedPeers, ARankWhoseOperationFailedEndsItsPeersWaitsAtOnce) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");
+  RankOptions options;
+  options.idCount = 2;
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    for (int scenario = 0; scenario < 2; ++scenario) {
+      ncclComm_t comm = nullptr;
+      if (!ctx.checkNccl(ncclCommInitRank(&comm, 2, ctx.ids[scenario], ctx.rank), "init")) return;
+      std::vector<float> data(200, 1.0f);
+      ncclResult_t r;
+      if (scenario == 0) {
+        r = ctx.rank == 0 ? ncclSend(data.data(), 100, ncclFloat, 1, comm, nullptr)
+                          : ncclRecv(data.data(), 50, ncclFloat, 0, comm, nullptr);
+      } else {
+        r = ncclBroadcast(data.data(), data.data(), ctx.rank == 0 ? 100 : 200, ncclFloat, 0, comm, nullptr);
+      }
+      if (ctx.rank == 1) {
+        ctx.check(r == ncclInvalidUsage, std::string("rank 1 got ") + ncclGetErrorString(r));
+        usleep(2500000);  // neither aborts nor exits while rank 0 finds out
+        ncclCommDestroy(comm);
+        continue;
+      }
+      ctx.check(r == ncclSuccess, std::string("rank 0's first call: ") + ncclGetErrorString(r));
+      const auto start = std::chrono::steady_clock::now();
+      r = ncclAllReduce(data.data(), data.data(), 200, ncclFloat, ncclSum, comm, nullptr);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ctx.check(r == ncclRemoteError, std::string("the next call returned ") + ncclGetErrorString(r));
+      ctx.check(lastErrorHas("rank 1: its communicator failed (invalid usage"), ncclGetLastError(comm));
+      ctx.check(seconds < 2.0, "the next call took " + std::to_string(seconds) + " s");
+      ncclCommDestroy(comm);
+    }
+  }, options);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 

@@ -32,6 +32,7 @@
 #include <memory>
 
 #include "nccl.h"
+#include "transport/fifo_host.h"
 #include "transport/shm/shm_segment.h"
 
 namespace chorus {
@@ -111,6 +112,9 @@ struct alignas(64) ArenaRankSlot {
   // Bit k set (by the owner, at teardown) once this rank no longer maps or
   // reads any peer's memory of kind k (runtime/allocation_release.h).
   uint32_t closedAllocations;
+  // Published once the owner's communicator has failed or been aborted
+  // (the owner then wakes the sleepers on `phase`).
+  alignas(64) PeerFailure failure;
 };
 
 class NodeArena {

@@ -102,6 +102,7 @@ class ShmTransport : public Transport {
     context.selfRank = peer.selfRank;
     context.peerRank = peer.peerRank;
     context.peerPid = peer.sameProcess ? 0 : peer.peerPid;
+    context.peerFailure = peer.peerFailure;
     return context;
   }
 };
