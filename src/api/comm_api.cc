@@ -1,5 +1,6 @@
 // Entry points that create, inspect and destroy communicators, and group
 // calls. Arguments are checked here; the work is in src/runtime.
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -136,8 +137,11 @@ NCCL_API(ncclResult_t, ncclCommGetAsyncError, ncclComm_t comm, ncclResult_t* asy
   if (asyncError == nullptr)
     CHORUS_FAIL(ncclInvalidArgument, "ncclCommGetAsyncError: asyncError is NULL");
   *asyncError = commState(comm);
-  if (*asyncError != ncclSuccess && *asyncError != ncclInProgress)
+  if (*asyncError != ncclSuccess && *asyncError != ncclInProgress) {
+    // A device failure may be being recorded by the proxy thread right now.
+    std::lock_guard<std::mutex> lock(comm->failureMutex);
     setLastError(comm->asyncErrorText);
+  }
   return ncclSuccess;
 }
 

@@ -24,4 +24,18 @@ void setLastError(const std::string& message) { tLastError = message; }
 const std::string& lastError() { return tLastError; }
 void clearLastError() { tLastError.clear(); }
 
+const char* resultName(ncclResult_t result) {
+  switch (result) {
+    case ncclSuccess: return "ncclSuccess";
+    case ncclUnhandledCudaError: return "ncclUnhandledCudaError";
+    case ncclSystemError: return "ncclSystemError";
+    case ncclInternalError: return "ncclInternalError";
+    case ncclInvalidArgument: return "ncclInvalidArgument";
+    case ncclInvalidUsage: return "ncclInvalidUsage";
+    case ncclRemoteError: return "ncclRemoteError";
+    case ncclInProgress: return "ncclInProgress";
+    default: return "an unknown ncclResult_t";
+  }
+}
+
 }  // namespace chorus

@@ -19,6 +19,8 @@ void reportError(const char* file, int line, const char* fmt, ...)
 void setLastError(const std::string& message);
 const std::string& lastError();
 void clearLastError();
+// The code's name ("ncclInvalidUsage"), for messages.
+const char* resultName(ncclResult_t result);
 
 }  // namespace chorus
 

@@ -51,8 +51,8 @@ ncclResult_t recordCommFailure(ncclComm* comm, ncclResult_t result) {
     announceAbort(comm);
     return result;
   }
-  const std::string reason = std::string("its communicator failed (") + ncclGetErrorString(result) +
-                             "): " + comm->asyncErrorText;
+  const std::string reason =
+      std::string("its communicator failed (") + resultName(result) + "): " + comm->asyncErrorText;
   publishFailure(comm, result, reason.c_str());
   return result;
 }

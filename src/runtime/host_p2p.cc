@@ -109,6 +109,25 @@ ncclResult_t progressRecvs(ncclComm* comm, int peer, std::deque<Transfer>& queue
   return ncclSuccess;
 }
 
+// Whether a queue's peer may never move its transfers again (it failed,
+// aborted or exited); with `failure`, the error a blocking wait would end in.
+bool peerLost(ncclComm* comm, const std::map<int, std::deque<Transfer>>& sends,
+              const std::map<int, std::deque<Transfer>>& recvs, ncclResult_t* failure) {
+  for (const auto& [peer, queue] : sends) {
+    const FifoSender& fifo = comm->p2p[peer].send->fifo;
+    if (queue.empty() || !fifo.otherEndLost()) continue;
+    if (failure != nullptr) *failure = fifo.otherEndFailure();
+    return true;
+  }
+  for (const auto& [peer, queue] : recvs) {
+    const FifoReceiver& fifo = comm->p2p[peer].recv->fifo;
+    if (queue.empty() || !fifo.otherEndLost()) continue;
+    if (failure != nullptr) *failure = fifo.otherEndFailure();
+    return true;
+  }
+  return false;
+}
+
 size_t pending(const std::map<int, std::deque<Transfer>>& queues) {
   size_t n = 0;
   for (const auto& entry : queues)
@@ -131,12 +150,19 @@ ncclResult_t runHostP2p(ncclComm* comm, const std::vector<Op>& ops) {
 
   // Poll every queue; when nothing moves, back off (yield, then short sleeps)
   // unless a single transfer is left, which may sleep in its FIFO's own wait.
+  // While backing off, every few rounds, the peers are looked at as a
+  // blocking wait would (a peer that failed, aborted or exited): before a
+  // pass, since a peer publishes all it sends before it fails, so a pass
+  // after that finds everything that will ever come.
+  constexpr int kPeerCheckRounds = 16;
   int idleRounds = 0;
   Deadline deadline = Deadline::after(comm->timeoutSeconds);
   for (;;) {
     const size_t left = pending(sends) + pending(recvs);
     if (left == 0) return ncclSuccess;
     const bool block = left == 1 && idleRounds > 0;
+    const bool lost = idleRounds > 0 && idleRounds % kPeerCheckRounds == 0 &&
+                      peerLost(comm, sends, recvs, nullptr);
     bool progressed = false;
     for (auto& [peer, queue] : sends) CHORUS_CHECK(progressSends(comm, peer, queue, block, &progressed));
     for (auto& [peer, queue] : recvs) CHORUS_CHECK(progressRecvs(comm, peer, queue, block, &progressed));
@@ -145,6 +171,8 @@ ncclResult_t runHostP2p(ncclComm* comm, const std::vector<Op>& ops) {
       deadline = Deadline::after(comm->timeoutSeconds);
       continue;
     }
+    ncclResult_t failure;
+    if (lost && peerLost(comm, sends, recvs, &failure)) return failure;
     ++idleRounds;
     if (comm->abortFlag.load(std::memory_order_relaxed))
       CHORUS_FAIL(ncclSystemError, "rank %d: point-to-point operations aborted", comm->rank);

@@ -48,6 +48,12 @@ bool publishPeerFailure(PeerFailure* failure, ncclResult_t result, const char* r
   return true;
 }
 
+bool otherEndLost(const WaitContext& context) {
+  return (context.abort && context.abort->load(std::memory_order_relaxed)) ||
+         (context.link && context.link->raised.load(std::memory_order_acquire)) ||
+         peerHasFailed(context.peerFailure) || peerProcessGone(context.peerPid);
+}
+
 ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut) {
   if (context.abort && context.abort->load())
     CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: communicator aborted", context.selfRank,
@@ -83,6 +89,11 @@ bool FifoSender::tryAcquire(char** slot) {
   return true;
 }
 
+bool FifoSender::otherEndLost() const { return chorus::otherEndLost(context_); }
+ncclResult_t FifoSender::otherEndFailure() const {
+  return waitFailure(context_, "sending to", false);
+}
+
 void FifoSender::publish(uint32_t bytes) {
   FifoControl* c = fifo_.control;
   c->sizes[step_ % kSteps] = bytes;
@@ -109,6 +120,11 @@ bool FifoReceiver::tryWait(const char** data, uint32_t* bytes) {
   *data = fifo_.slot(step_);
   *bytes = c->sizes[step_ % kSteps];
   return true;
+}
+
+bool FifoReceiver::otherEndLost() const { return chorus::otherEndLost(context_); }
+ncclResult_t FifoReceiver::otherEndFailure() const {
+  return waitFailure(context_, "receiving from", false);
 }
 
 void FifoReceiver::release() {

@@ -84,6 +84,10 @@ class FifoSender {
   bool tryAcquire(char** slot);
   // Publishes the slot from the last acquire, holding `bytes`.
   void publish(uint32_t bytes);
+  // For callers that poll with tryAcquire: whether the receiver may never
+  // free a slot again (otherEndLost), and then the error acquire would end in.
+  bool otherEndLost() const;
+  ncclResult_t otherEndFailure() const;
   size_t slotSize() const { return fifo_.slotSize; }
   bool connected() const { return fifo_.control != nullptr; }
   // True once the receiving side has consumed every published slot.
@@ -108,6 +112,9 @@ class FifoReceiver {
   bool tryWait(const char** data, uint32_t* bytes);
   // Hands the slot from the last wait back to the sender.
   void release();
+  // For callers that poll with tryWait: as FifoSender's.
+  bool otherEndLost() const;
+  ncclResult_t otherEndFailure() const;
   size_t slotSize() const { return fifo_.slotSize; }
   bool connected() const { return fifo_.control != nullptr; }
 

@@ -15,6 +15,9 @@ void futexWakeAll(uint32_t* word);
 // A waited-for peer's failure, as an error with a message.
 ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut);
 bool peerProcessGone(pid_t pid);
+// Whether what a wait waits for may never come: this communicator aborted,
+// the network link failed, or the peer failed, aborted or exited.
+bool otherEndLost(const WaitContext& context);
 
 template <typename Ready>
 ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& context,
@@ -44,12 +47,9 @@ ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& co
     if (!ready()) futexSleep(word, seen, 100);
     __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
     if (ready()) return ncclSuccess;
-    if (context.abort && context.abort->load(std::memory_order_relaxed))
-      return waitFailure(context, what, false);
-    if (context.link && context.link->raised.load(std::memory_order_acquire))
-      return waitFailure(context, what, false);
-    if (peerHasFailed(context.peerFailure)) return waitFailure(context, what, false);
-    if (peerProcessGone(context.peerPid)) return waitFailure(context, what, false);
+    // A peer publishes what it does before it fails, aborts or exits: what
+    // it did is all there once that is seen.
+    if (otherEndLost(context)) return ready() ? ncclSuccess : waitFailure(context, what, false);
     if (deadline.expired()) return waitFailure(context, what, true);
   }
 }

@@ -246,37 +246,51 @@ TEST(FailedPeers, ARankRejectedLocallyMakesTheOthersTimeOutWithoutWritingTheirBu
 }
 
 // A rank that aborts its communicator tells its peers on this host: their
-// waits for it end at once with ncclRemoteError, long before CHORUS_TIMEOUT:
-// a receive from it (its FIFO), and a collective (the arena), here one that
-// waits for a rank whose receive failed that way (the failure is passed on).
+// waits for it end with ncclRemoteError at once, long before CHORUS_TIMEOUT:
+// a receive from it (its FIFO), two receives from it in a group (the
+// polling loop of grouped point-to-point), and a collective (the arena),
+// here one that waits for ranks whose receives failed that way (the
+// failure is passed on).
 TEST(FailedPeers, AnAbortedRankEndsItsPeersWaitsAtOnce) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv timeout("CHORUS_TIMEOUT", "60");
-  auto failures = runRankProcesses(3, [](RankContext& ctx) {
+  auto failures = runRankProcesses(4, [](RankContext& ctx) {
     ncclComm_t comm = nullptr;
-    if (!ctx.checkNccl(ncclCommInitRank(&comm, 3, ctx.id, ctx.rank), "init")) return;
-    // One message from rank 1 to rank 0 connects the two, so that rank 0's
-    // second receive waits in the FIFO rather than in a connection setup.
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, 4, ctx.id, ctx.rank), "init")) return;
+    // A message from rank 1 to ranks 0 and 3 connects them, so that their
+    // receives below wait in the FIFO rather than in a connection setup.
     std::vector<float> message(16, 1.0f);
-    if (ctx.rank == 1) ctx.checkNccl(ncclSend(message.data(), 16, ncclFloat, 0, comm, nullptr), "send");
-    if (ctx.rank == 0) ctx.checkNccl(ncclRecv(message.data(), 16, ncclFloat, 1, comm, nullptr), "recv");
     if (ctx.rank == 1) {
+      ncclGroupStart();
+      ncclSend(message.data(), 16, ncclFloat, 0, comm, nullptr);
+      ncclSend(message.data(), 16, ncclFloat, 3, comm, nullptr);
+      ctx.checkNccl(ncclGroupEnd(), "sends");
       ncclCommAbort(comm);
       usleep(3000000);  // alive, so that the others learn of the abort, not of an exit
       return;
     }
+    if (ctx.rank != 2) ctx.checkNccl(ncclRecv(message.data(), 16, ncclFloat, 1, comm, nullptr), "recv");
     const auto start = std::chrono::steady_clock::now();
     std::vector<float> in(1000, 1.0f), out(1000, -7.0f);
-    const ncclResult_t r =
-        ctx.rank == 0 ? ncclRecv(out.data(), 1000, ncclFloat, 1, comm, nullptr)
-                      : ncclAllReduce(in.data(), out.data(), 1000, ncclFloat, ncclSum, comm, nullptr);
+    ncclResult_t r;
+    if (ctx.rank == 0) {
+      ncclGroupStart();
+      ncclRecv(out.data(), 500, ncclFloat, 1, comm, nullptr);
+      ncclRecv(out.data() + 500, 500, ncclFloat, 1, comm, nullptr);
+      r = ncclGroupEnd();
+    } else if (ctx.rank == 3) {
+      r = ncclRecv(out.data(), 1000, ncclFloat, 1, comm, nullptr);
+    } else {
+      r = ncclAllReduce(in.data(), out.data(), 1000, ncclFloat, ncclSum, comm, nullptr);
+    }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ctx.check(r == ncclRemoteError, std::string("returned ") + ncclGetErrorString(r));
     // Rank 2 hears it from rank 0, whose message quotes rank 1's.
     ctx.check(lastErrorHas("rank 1: its communicator was aborted (ncclCommAbort)"),
               ncclGetLastError(comm));
-    if (ctx.rank == 2) ctx.check(lastErrorHas("rank 0: its communicator failed"), ncclGetLastError(comm));
+    if (ctx.rank == 2)
+      ctx.check(lastErrorHas("rank 0: its communicator failed (ncclRemoteError)"), ncclGetLastError(comm));
     ctx.check(out[0] == -7.0f && out[999] == -7.0f, "the output was written");
     ctx.check(seconds < 2.0, "the wait took " + std::to_string(seconds) + " s");
     ncclCommAbort(comm);
@@ -317,7 +331,7 @@ TEST(FailedPeers, ARankWhoseOperationFailedEndsItsPeersWaitsAtOnce) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       ctx.check(r == ncclRemoteError, std::string("the next call returned ") + ncclGetErrorString(r));
-      ctx.check(lastErrorHas("rank 1: its communicator failed (invalid usage"), ncclGetLastError(comm));
+      ctx.check(lastErrorHas("rank 1: its communicator failed (ncclInvalidUsage): rank 1"), ncclGetLastError(comm));
       ctx.check(seconds < 2.0, "the next call took " + std::to_string(seconds) + " s");
       ncclCommDestroy(comm);
     }
