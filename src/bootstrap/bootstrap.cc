@@ -6,6 +6,7 @@
 #include "bootstrap/interfaces.h"
 #include "bootstrap/root.h"
 #include "bootstrap/wire.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/result.h"
 #include "common/settings.h"
@@ -80,10 +81,14 @@ ncclResult_t Bootstrap::registerWithRoots(const std::vector<BootstrapId>& roots,
   std::vector<int> rootsToJoin{mine};
   if (nroots > 1 && rank_ == first) rootsToJoin.push_back((mine - 1 + nroots) % nroots);
 
+  // The ids' magics (not their addresses, which NCCL_COMM_ID lets ranks
+  // spell differently).
+  uint64_t idsHash = hashBytes(nullptr, 0);
+  for (const BootstrapId& root : roots) idsHash = hashBytes(&root.magic, sizeof(root.magic), idsHash);
   std::vector<Socket> conns(rootsToJoin.size());
   for (size_t i = 0; i < rootsToJoin.size(); ++i) {
     const BootstrapId& root = roots[rootsToJoin[i]];
-    RegisterPayload info{rank_, nranks_, nroots, rootsToJoin[i], listenAddr_};
+    RegisterPayload info{rank_, nranks_, nroots, rootsToJoin[i], listenAddr_, idsHash};
     ncclResult_t r = Socket::connect(root.root, &conns[i], deadline(), abort_);
     if (r == ncclSuccess)
       r = sendMessage(conns[i], root.magic, WireType::Register, &info, sizeof(info), deadline(), abort_);

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "bootstrap/socket_address.h"
 #include "nccl.h"
@@ -28,6 +29,12 @@ ncclResult_t startRoot(const SocketAddress& addr, uint64_t magic, SocketAddress*
 // before returning, so that its process, which may exit at once, does not
 // take the root down before the other ranks have heard why.
 void awaitLocalRoot(uint64_t magic, double seconds);
+
+// Stops the root for `magic` that this process serves, if it still waits
+// for ranks: those that arrived are told `reason`, and its port is free when
+// this returns. For the rank that started it when its own init fails
+// (NCCL_COMM_ID), so that the root does not hold the port forever.
+void stopLocalRoot(uint64_t magic, const std::string& reason);
 
 // The range of ranks root `rootIndex` serves: [*first, *last).
 void rootRange(int nranks, int nroots, int rootIndex, int* first, int* last);

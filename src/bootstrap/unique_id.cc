@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <random>
+#include <string>
 
 #include "common/hash.h"
 #include "common/result.h"
@@ -47,7 +48,14 @@ ncclResult_t idFromCommIdEnv(const char* value, BootstrapId* out) {
   if (parseHostPort(value, &addr) != ncclSuccess)
     CHORUS_FAIL(ncclInvalidArgument, "NCCL_COMM_ID=%s: %s", value, lastError().c_str());
   out->root = addr;
-  out->magic = hashBytes(value, strlen(value));
+  // Every rank derives the same magic however it spells the root's host
+  // (127.0.0.1, localhost, the host's name or address): from the port. Rank
+  // 0's root listens on that port on every local address, so another job
+  // cannot be there at the same time.
+  const char kTag[] = "NCCL_COMM_ID port ";
+  const std::string text = kTag + std::to_string(addressPort(addr));
+  out->magic = hashBytes(text.data(), text.size());
+  if (out->magic == 0) out->magic = 1;
   return ncclSuccess;
 }
 

@@ -25,6 +25,9 @@ struct RegisterPayload {
   int32_t nroots;
   int32_t rootIndex;
   SocketAddress listen;
+  // A hash of every id the rank was given, in order: ranks of one
+  // ncclCommInitRankScalable must have the same ones.
+  uint64_t idsHash;
 };
 
 // The root answers each rank with its ring successor's address, or an error.

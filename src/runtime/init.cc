@@ -48,15 +48,24 @@ ncclResult_t bringUpComm(ncclComm* comm, const InitRequest& request) {
   setLogRank(comm->rank);
   printVersionOnce();
   CHORUS_CHECK(useDevice(comm->cudaDev));
-  if (request.startRootFromEnv && comm->rank == 0) CHORUS_CHECK(startRootFromEnv(request.roots[0]));
-  CHORUS_CHECK(Bootstrap::create(request.roots, comm->rank, comm->nranks, &comm->abortFlag,
-                                 &comm->bootstrap));
+  const bool servesRoot = request.startRootFromEnv && comm->rank == 0;
+  if (servesRoot) CHORUS_CHECK(startRootFromEnv(request.roots[0]));
+  const ncclResult_t joined = Bootstrap::create(request.roots, comm->rank, comm->nranks,
+                                                &comm->abortFlag, &comm->bootstrap);
+  // The root this rank started would otherwise wait for ranks forever,
+  // holding the port (a retry could not listen there).
+  if (joined != ncclSuccess && servesRoot)
+    stopLocalRoot(request.roots[0].magic,
+                  "rank 0, which serves as the bootstrap root (NCCL_COMM_ID), failed to join it: " +
+                      lastError());
+  CHORUS_CHECK(joined);
   comm->peers.assign(comm->nranks, PeerInfo{});
   comm->peers[comm->rank] =
       PeerInfo{comm->rank, comm->cudaDev, hostIdentity(), static_cast<int64_t>(getpid()),
                pidNamespace(), processToken()};
   CHORUS_CHECK(comm->bootstrap->allGather(comm->peers.data(), sizeof(PeerInfo)));
-  comm->commHash = hashBytes(&request.roots[0], sizeof(BootstrapId));
+  // The magic only: NCCL_COMM_ID lets ranks spell the root's address apart.
+  comm->commHash = hashBytes(&request.roots[0].magic, sizeof(request.roots[0].magic));
   CHORUS_CHECK(setupDataPath(comm));
   if (!comm->onHost()) CHORUS_CHECK(DeviceQueue::create(comm, &comm->deviceQueue));
   INFO(kLogInit, "comm %p rank %d nRanks %d cudaDev %d%s commHash 0x%llx - Init COMPLETE",

@@ -6,7 +6,9 @@
 
 #include <netinet/in.h>
 
+#include <chrono>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "harness/ranks.h"
@@ -206,6 +208,30 @@ TEST(CommIdEnv, RanksMeetAtNcclCommIdWithoutPassingAnId) {
       },
       options);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// Rank 0 starts the root of NCCL_COMM_ID. When its own join fails (here:
+// aborted while it waits for rank 1), it stops that root, which freed the
+// port only at CHORUS_TIMEOUT before (or never, had no rank arrived): a
+// retry on the same port was "already in use".
+TEST(CommIdEnv, ARank0ThatFailsToJoinFreesThePortOfItsRoot) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "30");
+  ScopedEnv commId("NCCL_COMM_ID",
+                   ("127.0.0.1:" + std::to_string(chorus::test::pickFreePort(AF_INET))).c_str());
+  ncclUniqueId ignored{};
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  ncclComm_t waiting = nullptr;
+  const ncclResult_t r = ncclCommInitRankConfig(&waiting, 2, ignored, 0, &config);
+  ASSERT_TRUE(r == ncclSuccess || r == ncclInProgress) << ncclGetErrorString(r);
+  usleep(300000);  // rank 0 has registered with its root and waits for rank 1
+  ASSERT_EQ(ncclCommAbort(waiting), ncclSuccess);
+  const auto start = std::chrono::steady_clock::now();
+  ncclComm_t single = nullptr;
+  ASSERT_EQ(ncclCommInitRank(&single, 1, ignored, 0), ncclSuccess) << ncclGetLastError(nullptr);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+  EXPECT_EQ(ncclCommDestroy(single), ncclSuccess);
 }
 
 }  // namespace

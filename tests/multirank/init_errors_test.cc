@@ -277,6 +277,125 @@ TEST(Strangers, RanksThatDisagreeOnNranksAreToldWhy) {
     ctx.check(r != ncclSuccess, "init with mismatched nranks succeeded");
     if (ctx.rank == 1)
       ctx.check(lastErrorHas("nranks=3"), std::string("message: ") + ncclGetLastError(nullptr));
+    // Rank 0 hears of the disagreement too: as the rank turned away, or,
+    // left waiting, why rank 1 is missing ("turned away: rank 1 says ...").
+    if (ctx.rank == 0)
+      ctx.check(lastErrorHas("nranks=3"), std::string("message: ") + ncclGetLastError(nullptr));
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// The first rank sets nranks for the root. A huge one (a bad argument on one
+// rank) must not make the root allocate per rank: its process, which may be
+// another, correct rank's, died of bad_alloc when the root listed the
+// missing ranks at its deadline.
+TEST(Strangers, AHugeNranksFromOneRankCostsTheRootNothing) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "1");
+  auto failures = runRankThreads(2, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (ctx.rank == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const int nranks = ctx.rank == 1 ? 2000000000 : 2;
+    ncclResult_t r = ncclCommInitRank(&comm, nranks, ctx.id, ctx.rank);
+    ctx.check(r != ncclSuccess, "init succeeded");
+    // Whichever came first (rank 1, almost always), both hear the number.
+    ctx.check(lastErrorHas("2000000000"), std::string("message: ") + ncclGetLastError(nullptr));
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A rank whose id names the root's address with another magic (a stale id,
+// another job's, a corrupted one) is answered in its own magic, so it hears
+// why instead of seeing its connection reset; the rank left waiting hears
+// why it is missing.
+TEST(Strangers, ARankWithAnIdOfAnotherMagicIsToldWhy) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "1");
+  auto failures = runRankThreads(2, [](RankContext& ctx) {
+    ncclUniqueId id = ctx.id;
+    if (ctx.rank == 1) {
+      chorus::BootstrapId decoded;
+      if (!ctx.check(chorus::decodeId(id, &decoded) == ncclSuccess, "decode")) return;
+      decoded.magic ^= 1;
+      chorus::encodeId(decoded, &id);
+    }
+    ncclComm_t comm = nullptr;
+    ncclResult_t r = ncclCommInitRank(&comm, 2, id, ctx.rank);
+    ctx.check(r != ncclSuccess, "init succeeded");
+    const char* expected = ctx.rank == 1 ? "rank 1 came with an id that is not this root's"
+                                         : "turned away: rank 1 came with an id that is not";
+    ctx.check(lastErrorHas(expected), std::string("message: ") + ncclGetLastError(nullptr));
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// ncclCommInitRankScalable's ranks must pass the same ids. Ranks 2 and 3
+// pass another second id: the first root, where ranks 0 and 1 register and
+// rank 2 too (as the successor of rank 1), sees it and says so, to ranks 0
+// and 1 whichever came first; before, every rank heard only of missing
+// ranks. (Rank 2 hears its own root first, which misses rank 0.)
+TEST(Strangers, ScalableRanksWithOtherIdsAreToldSo) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "1");
+  RankOptions options;
+  options.idCount = 3;
+  auto failures = runRankThreads(4, [](RankContext& ctx) {
+    ncclUniqueId ids[2] = {ctx.ids[0], ctx.rank < 2 ? ctx.ids[1] : ctx.ids[2]};
+    ncclComm_t comm = nullptr;
+    ncclResult_t r = ncclCommInitRankScalable(&comm, 4, ctx.rank, 2, ids, nullptr);
+    ctx.check(r != ncclSuccess, "init succeeded");
+    if (ctx.rank <= 1)
+      ctx.check(lastErrorHas("was given other ids than the ranks before it"),
+                std::string("message: ") + ncclGetLastError(nullptr));
+  }, options);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// Connections that send half a header and then nothing wait for their
+// registration beside the ranks' (each up to 5 s), not in front of them:
+// read one after the other, three of them made the ranks' inits fail at a
+// CHORUS_TIMEOUT of 2 s.
+TEST(Strangers, SilentConnectionsDoNotHoldUpTheRanks) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "2");
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  chorus::BootstrapId decoded;
+  ASSERT_EQ(chorus::decodeId(id, &decoded), ncclSuccess);
+  std::vector<int> silent;
+  for (int i = 0; i < 3; ++i) {
+    int fd = socket(decoded.root.sa.sa_family, SOCK_STREAM, 0);
+    ASSERT_EQ(connect(fd, &decoded.root.sa, chorus::addressLength(decoded.root)), 0);
+    ASSERT_EQ(write(fd, "abc", 3), 3);
+    silent.push_back(fd);
+  }
+  auto failures = runRankThreads(2, [&](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, id, ctx.rank), "init"))
+      ncclCommDestroy(comm);
+  });
+  for (int fd : silent) close(fd);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A stranger touching the root's port (a port scan) before the ranks are
+// launched must not start the root's deadline: the ranks, coming after
+// CHORUS_TIMEOUT, found the root gone.
+TEST(Strangers, AConnectionBeforeTheRanksDoesNotStartTheRootsDeadline) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "1");
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  chorus::BootstrapId decoded;
+  ASSERT_EQ(chorus::decodeId(id, &decoded), ncclSuccess);
+  int fd = socket(decoded.root.sa.sa_family, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(fd, &decoded.root.sa, chorus::addressLength(decoded.root)), 0);
+  close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto failures = runRankThreads(2, [&](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, id, ctx.rank), "init"))
+      ncclCommDestroy(comm);
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }

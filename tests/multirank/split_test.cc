@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "harness/ranks.h"
@@ -130,6 +133,49 @@ TEST(SplitErrors, NegativeColorOtherThanNoColorIsInvalid) {
   EXPECT_EQ(ncclCommSplit(comm, 0, 0, nullptr, nullptr), ncclInvalidArgument);
   EXPECT_EQ(ncclCommSplit(nullptr, 0, 0, &child, nullptr), ncclInvalidArgument);
   EXPECT_EQ(ncclCommDestroy(comm), ncclSuccess);
+}
+
+// Ranks that split different parents (rank 0 splits A, rank 1 splits B)
+// leave both parents' bootstraps out of step: each split fails at the
+// deadline, and its parent is failed from then on. Before, that parent
+// reported no error, and a later split of it by both ranks paired the wrong
+// messages and returned a wrong child with success.
+TEST(SplitErrors, ASplitThatFailedInTheParentsExchangesFailsTheParent) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "2");
+  chorus::test::RankOptions options;
+  options.idCount = 2;
+  std::atomic<int> firstSplitsDone{0};
+  auto failures = runRankThreads(2, [&](RankContext& ctx) {
+    ncclComm_t a = nullptr, b = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&a, 2, ctx.ids[0], ctx.rank), "init A")) return;
+    if (!ctx.checkNccl(ncclCommInitRank(&b, 2, ctx.ids[1], ctx.rank), "init B")) return;
+    ncclComm_t split = ctx.rank == 0 ? a : b;
+    ncclComm_t child = nullptr;
+    ncclResult_t r = ncclCommSplit(split, 0, ctx.rank, &child, nullptr);
+    ctx.check(r != ncclSuccess && child == nullptr, std::string("the mismatched split returned ") +
+              ncclGetErrorString(r));
+    ctx.check(std::string(ncclGetLastError(nullptr)).find("did not all take part") != std::string::npos,
+              ncclGetLastError(nullptr));
+    ncclResult_t state = ncclSuccess;
+    ctx.checkNccl(ncclCommGetAsyncError(split, &state), "async error");
+    ctx.check(state == ncclSystemError, std::string("the split parent's state: ") + ncclGetErrorString(state));
+    // Both first splits are over before either rank goes on: rank 1's next
+    // split of A would otherwise meet rank 0's first one, still waiting, as
+    // a valid pair.
+    ++firstSplitsDone;
+    while (firstSplitsDone.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // Both ranks now split A alike: rank 0's A has failed and refuses at
+    // once; rank 1's, still healthy, finds no partner and fails too. No one
+    // gets a communicator.
+    r = ncclCommSplit(a, 7, ctx.rank, &child, nullptr);
+    if (ctx.rank == 0) ctx.check(r == ncclInvalidUsage, std::string("rank 0: ") + ncclGetErrorString(r));
+    else ctx.check(r != ncclSuccess, std::string("rank 1: ") + ncclGetErrorString(r));
+    ctx.check(child == nullptr, "a child was made");
+    ncclCommAbort(a);
+    ncclCommAbort(b);
+  }, options);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
 }  // namespace

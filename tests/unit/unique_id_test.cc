@@ -55,6 +55,11 @@ TEST(UniqueId, CommIdEnvGivesTheSameIdOnEveryRank) {
   ASSERT_EQ(idFromCommIdEnv("127.0.0.1:29500", &b), ncclSuccess);
   EXPECT_EQ(a.magic, b.magic);
   EXPECT_EQ(addressPort(a.root), 29500);
+  // Other spellings of the same meeting point meet: the magic is the port's.
+  ASSERT_EQ(idFromCommIdEnv("localhost:29500", &b), ncclSuccess);
+  EXPECT_EQ(a.magic, b.magic);
+  ASSERT_EQ(idFromCommIdEnv("127.0.0.1:29501", &b), ncclSuccess);
+  EXPECT_NE(a.magic, b.magic);
   BootstrapId v6;
   ASSERT_EQ(idFromCommIdEnv("[::1]:29500", &v6), ncclSuccess);
   EXPECT_EQ(v6.root.sa.sa_family, AF_INET6);
