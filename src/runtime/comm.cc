@@ -28,14 +28,26 @@ ncclResult_t commState(const ncclComm* comm) {
 
 namespace {
 
-// Publishes this rank's failure where its peers on this host look (the
-// arena of the direct algorithms; where there is none, peers learn of it
-// at their deadline or when this process exits), and wakes those asleep
-// on this rank's phase.
+// Publishes this rank's failure where its peers look: on this host in the
+// arena of the direct algorithms (waking those asleep on this rank's
+// phase), and on its network connections, which it shuts down (peers on
+// other hosts see them end). Peers of neither kind learn of it at their
+// deadline or when this process exits.
 void publishFailure(ncclComm* comm, ncclResult_t result, const char* reason) {
-  if (!comm->arena) return;
-  ArenaRankSlot& mine = comm->arena->slot(comm->rank);
-  if (publishPeerFailure(&mine.failure, result, reason)) wakeSleepers(&mine.phase, &mine.sleepers);
+  if (comm->arena) {
+    ArenaRankSlot& mine = comm->arena->slot(comm->rank);
+    if (publishPeerFailure(&mine.failure, result, reason))
+      wakeSleepers(&mine.phase, &mine.sleepers);
+  }
+  const std::string local = "rank " + std::to_string(comm->rank) + ": " + reason;
+  for (Channel& channel : comm->channels) {
+    if (channel.toNext) channel.toNext->shutDown(local.c_str());
+    if (channel.fromPrev) channel.fromPrev->shutDown(local.c_str());
+  }
+  for (PeerConnections& peer : comm->p2p) {
+    if (peer.send) peer.send->shutDown(local.c_str());
+    if (peer.recv) peer.recv->shutDown(local.c_str());
+  }
 }
 
 }  // namespace

@@ -44,15 +44,22 @@ struct ConnectionPeer {
 
 // A connection end; transports derive to own their resources (mappings,
 // sockets, proxy registrations) and free them in their destructor.
+// shutDown: this rank's communicator has failed and will not use the
+// connection again. A network end closes its sockets, so that the peer's
+// waits on it end at once (peers on this host watch the node arena
+// instead, runtime/comm.h: recordCommFailure); `reason` is what this rank's
+// own waits on it say.
 class SendConnection {
  public:
   virtual ~SendConnection() = default;
+  virtual void shutDown(const char* /*reason*/) {}
   FifoSender fifo;
 };
 
 class RecvConnection {
  public:
   virtual ~RecvConnection() = default;
+  virtual void shutDown(const char* /*reason*/) {}
   FifoReceiver fifo;
 };
 

@@ -339,6 +339,39 @@ TEST(FailedPeers, ARankWhoseOperationFailedEndsItsPeersWaitsAtOnce) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Over sockets (here NCCL_SHM_DISABLE=1, as between hosts) there is no
+// arena: a rank whose operation failed shuts its connections down, and its
+// peers' waits on them end at once. Before, the sender waited until
+// CHORUS_TIMEOUT, or until the failed rank destroyed its communicator.
+TEST(FailedPeers, ARankWhoseOperationFailedShutsItsSocketsDown) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv sockets("NCCL_SHM_DISABLE", "1");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, 2, ctx.id, ctx.rank), "init")) return;
+    std::vector<float> data(200, 1.0f);
+    ncclResult_t r = ctx.rank == 0 ? ncclSend(data.data(), 100, ncclFloat, 1, comm, nullptr)
+                                   : ncclRecv(data.data(), 50, ncclFloat, 0, comm, nullptr);
+    if (ctx.rank == 1) {
+      ctx.check(r == ncclInvalidUsage, std::string("rank 1 got ") + ncclGetErrorString(r));
+      usleep(2500000);  // neither aborts nor exits while rank 0 finds out
+      ncclCommDestroy(comm);
+      return;
+    }
+    ctx.check(r == ncclSuccess, std::string("rank 0's send: ") + ncclGetErrorString(r));
+    const auto start = std::chrono::steady_clock::now();
+    r = ncclAllReduce(data.data(), data.data(), 200, ncclFloat, ncclSum, comm, nullptr);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ctx.check(r == ncclRemoteError, std::string("the next call returned ") + ncclGetErrorString(r) +
+              ": " + ncclGetLastError(comm));
+    ctx.check(seconds < 2.0, "the next call took " + std::to_string(seconds) + " s");
+    ncclCommDestroy(comm);
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 TEST(FailedPeers, KillingOneRankMakesTheOthersReturnAnError) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv timeout("CHORUS_TIMEOUT", "60");  // the error must come from the death, not the deadline

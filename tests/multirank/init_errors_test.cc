@@ -246,23 +246,38 @@ TEST(BadEnvironment, UnknownInterfaceNameIsASystemErrorNamingTheSetting) {
   EXPECT_TRUE(lastErrorHas("NCCL_SOCKET_IFNAME")) << ncclGetLastError(nullptr);
 }
 
-TEST(Strangers, RootIgnoresAConnectionWithTheWrongMagic) {
-  ScopedEnv host("CHORUS_DEVICE", "host");
-  ncclUniqueId id;
-  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+// A stranger's connection to the root of `id` (-1 if it could not connect).
+int connectToRoot(const ncclUniqueId& id) {
   chorus::BootstrapId decoded;
-  ASSERT_EQ(chorus::decodeId(id, &decoded), ncclSuccess);
-  // A stranger connects first and sends a header with a wrong magic and an
-  // absurd length.
+  if (chorus::decodeId(id, &decoded) != ncclSuccess) return -1;
   int fd = socket(decoded.root.sa.sa_family, SOCK_STREAM, 0);
-  ASSERT_EQ(connect(fd, &decoded.root.sa, chorus::addressLength(decoded.root)), 0);
-  uint64_t junk[2] = {0xdeadbeefull, 0xffffffffffffffffull};
-  ASSERT_EQ(write(fd, junk, sizeof(junk)), static_cast<ssize_t>(sizeof(junk)));
-  auto failures = runRankThreads(2, [&](RankContext& ctx) {
+  if (fd >= 0 && connect(fd, &decoded.root.sa, chorus::addressLength(decoded.root)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Two ranks (threads) create a communicator with `id` and destroy it.
+std::vector<std::string> twoRanksMeet(const ncclUniqueId& id) {
+  return runRankThreads(2, [&](RankContext& ctx) {
     ncclComm_t comm = nullptr;
     if (ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, id, ctx.rank), "init"))
       ncclCommDestroy(comm);
   });
+}
+
+TEST(Strangers, RootIgnoresAConnectionWithTheWrongMagic) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  // A stranger connects first and sends a header with a wrong magic and an
+  // absurd length.
+  int fd = connectToRoot(id);
+  ASSERT_GE(fd, 0);
+  uint64_t junk[2] = {0xdeadbeefull, 0xffffffffffffffffull};
+  ASSERT_EQ(write(fd, junk, sizeof(junk)), static_cast<ssize_t>(sizeof(junk)));
+  auto failures = twoRanksMeet(id);
   close(fd);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
@@ -360,20 +375,13 @@ TEST(Strangers, SilentConnectionsDoNotHoldUpTheRanks) {
   ScopedEnv timeout("CHORUS_TIMEOUT", "2");
   ncclUniqueId id;
   ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
-  chorus::BootstrapId decoded;
-  ASSERT_EQ(chorus::decodeId(id, &decoded), ncclSuccess);
   std::vector<int> silent;
   for (int i = 0; i < 3; ++i) {
-    int fd = socket(decoded.root.sa.sa_family, SOCK_STREAM, 0);
-    ASSERT_EQ(connect(fd, &decoded.root.sa, chorus::addressLength(decoded.root)), 0);
-    ASSERT_EQ(write(fd, "abc", 3), 3);
-    silent.push_back(fd);
+    silent.push_back(connectToRoot(id));
+    ASSERT_GE(silent.back(), 0);
+    ASSERT_EQ(write(silent.back(), "abc", 3), 3);
   }
-  auto failures = runRankThreads(2, [&](RankContext& ctx) {
-    ncclComm_t comm = nullptr;
-    if (ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, id, ctx.rank), "init"))
-      ncclCommDestroy(comm);
-  });
+  auto failures = twoRanksMeet(id);
   for (int fd : silent) close(fd);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
@@ -386,17 +394,11 @@ TEST(Strangers, AConnectionBeforeTheRanksDoesNotStartTheRootsDeadline) {
   ScopedEnv timeout("CHORUS_TIMEOUT", "1");
   ncclUniqueId id;
   ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
-  chorus::BootstrapId decoded;
-  ASSERT_EQ(chorus::decodeId(id, &decoded), ncclSuccess);
-  int fd = socket(decoded.root.sa.sa_family, SOCK_STREAM, 0);
-  ASSERT_EQ(connect(fd, &decoded.root.sa, chorus::addressLength(decoded.root)), 0);
+  int fd = connectToRoot(id);
+  ASSERT_GE(fd, 0);
   close(fd);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  auto failures = runRankThreads(2, [&](RankContext& ctx) {
-    ncclComm_t comm = nullptr;
-    if (ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, id, ctx.rank), "init"))
-      ncclCommDestroy(comm);
-  });
+  auto failures = twoRanksMeet(id);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 

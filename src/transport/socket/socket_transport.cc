@@ -49,10 +49,20 @@ void dropLink(const std::shared_ptr<SocketLink>& link) {
   link->notifier->notify();
 }
 
+// Fails the link and shuts its sockets down (the proxy worker that owns
+// them sees the end, the peer's at once); they are closed with the link.
+void shutDownLink(const std::shared_ptr<SocketLink>& link, const char* reason) {
+  if (!link) return;
+  raiseLinkFailure(link->fifo, &link->failure, "%s", reason);
+  for (const Socket& s : link->sockets)
+    if (s.valid()) ::shutdown(s.fd(), SHUT_RDWR);
+}
+
 class SocketSend : public SendConnection {
  public:
   std::shared_ptr<SocketLink> link;
   ~SocketSend() override { dropLink(link); }
+  void shutDown(const char* reason) override { shutDownLink(link, reason); }
 };
 
 class SocketRecv : public RecvConnection {
@@ -61,6 +71,7 @@ class SocketRecv : public RecvConnection {
   size_t listener = 0;
   uint64_t connectionId = 0;
   ~SocketRecv() override { dropLink(link); }
+  void shutDown(const char* reason) override { shutDownLink(link, reason); }
 };
 
 // A socket accepted on a listener whose hello is still being read.
