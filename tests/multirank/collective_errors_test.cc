@@ -298,6 +298,47 @@ TEST(FailedPeers, AnAbortedRankEndsItsPeersWaitsAtOnce) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Rank 0's and rank 1's parts of a call that rank 1 rejects (rank 0's part
+// succeeds): a Send of 100 floats that rank 1 receives as 50, or a
+// Broadcast whose count rank 1 does not share.
+using RejectedCall = ncclResult_t (*)(int rank, ncclComm_t comm, std::vector<float>& data);
+
+ncclResult_t mismatchedSendRecv(int rank, ncclComm_t comm, std::vector<float>& data) {
+  return rank == 0 ? ncclSend(data.data(), 100, ncclFloat, 1, comm, nullptr)
+                   : ncclRecv(data.data(), 50, ncclFloat, 0, comm, nullptr);
+}
+
+ncclResult_t mismatchedBroadcast(int rank, ncclComm_t comm, std::vector<float>& data) {
+  return ncclBroadcast(data.data(), data.data(), rank == 0 ? 100 : 200, ncclFloat, 0, comm, nullptr);
+}
+
+// Two ranks on `id`: after `call`, rank 1's communicator has failed; it
+// stays alive (no abort, no exit) for 2.5 s. Rank 0's next call, an
+// AllReduce, must end within 2 s with ncclRemoteError, its message holding
+// `expected`.
+void nextCallOfThePeerFailsAtOnce(RankContext& ctx, const ncclUniqueId& id, RejectedCall call,
+                                  const char* expected) {
+  ncclComm_t comm = nullptr;
+  if (!ctx.checkNccl(ncclCommInitRank(&comm, 2, id, ctx.rank), "init")) return;
+  std::vector<float> data(200, 1.0f);
+  ncclResult_t r = call(ctx.rank, comm, data);
+  if (ctx.rank == 1) {
+    ctx.check(r == ncclInvalidUsage, std::string("rank 1 got ") + ncclGetErrorString(r));
+    usleep(2500000);  // neither aborts nor exits while rank 0 finds out
+    ncclCommDestroy(comm);
+    return;
+  }
+  ctx.check(r == ncclSuccess, std::string("rank 0's first call: ") + ncclGetErrorString(r));
+  const auto start = std::chrono::steady_clock::now();
+  r = ncclAllReduce(data.data(), data.data(), 200, ncclFloat, ncclSum, comm, nullptr);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ctx.check(r == ncclRemoteError, std::string("the next call returned ") + ncclGetErrorString(r));
+  ctx.check(lastErrorHas(expected), ncclGetLastError(comm));
+  ctx.check(seconds < 2.0, "the next call took " + std::to_string(seconds) + " s");
+  ncclCommDestroy(comm);
+}
+
 // A rank whose operation failed (here a receive of the wrong size) cannot
 // take part again: its peers' next waits for it end at once with its reason.
 // Before, the sender learned of it only at CHORUS_TIMEOUT. The same for a
@@ -308,33 +349,9 @@ TEST(FailedPeers, ARankWhoseOperationFailedEndsItsPeersWaitsAtOnce) {
   RankOptions options;
   options.idCount = 2;
   auto failures = runRankProcesses(2, [](RankContext& ctx) {
-    for (int scenario = 0; scenario < 2; ++scenario) {
-      ncclComm_t comm = nullptr;
-      if (!ctx.checkNccl(ncclCommInitRank(&comm, 2, ctx.ids[scenario], ctx.rank), "init")) return;
-      std::vector<float> data(200, 1.0f);
-      ncclResult_t r;
-      if (scenario == 0) {
-        r = ctx.rank == 0 ? ncclSend(data.data(), 100, ncclFloat, 1, comm, nullptr)
-                          : ncclRecv(data.data(), 50, ncclFloat, 0, comm, nullptr);
-      } else {
-        r = ncclBroadcast(data.data(), data.data(), ctx.rank == 0 ? 100 : 200, ncclFloat, 0, comm, nullptr);
-      }
-      if (ctx.rank == 1) {
-        ctx.check(r == ncclInvalidUsage, std::string("rank 1 got ") + ncclGetErrorString(r));
-        usleep(2500000);  // neither aborts nor exits while rank 0 finds out
-        ncclCommDestroy(comm);
-        continue;
-      }
-      ctx.check(r == ncclSuccess, std::string("rank 0's first call: ") + ncclGetErrorString(r));
-      const auto start = std::chrono::steady_clock::now();
-      r = ncclAllReduce(data.data(), data.data(), 200, ncclFloat, ncclSum, comm, nullptr);
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      ctx.check(r == ncclRemoteError, std::string("the next call returned ") + ncclGetErrorString(r));
-      ctx.check(lastErrorHas("rank 1: its communicator failed (ncclInvalidUsage): rank 1"), ncclGetLastError(comm));
-      ctx.check(seconds < 2.0, "the next call took " + std::to_string(seconds) + " s");
-      ncclCommDestroy(comm);
-    }
+    const char* reason = "rank 1: its communicator failed (ncclInvalidUsage): rank 1";
+    nextCallOfThePeerFailsAtOnce(ctx, ctx.ids[0], mismatchedSendRecv, reason);
+    nextCallOfThePeerFailsAtOnce(ctx, ctx.ids[1], mismatchedBroadcast, reason);
   }, options);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
@@ -348,26 +365,7 @@ TEST(FailedPeers, ARankWhoseOperationFailedShutsItsSocketsDown) {
   ScopedEnv sockets("NCCL_SHM_DISABLE", "1");
   ScopedEnv timeout("CHORUS_TIMEOUT", "60");
   auto failures = runRankProcesses(2, [](RankContext& ctx) {
-    ncclComm_t comm = nullptr;
-    if (!ctx.checkNccl(ncclCommInitRank(&comm, 2, ctx.id, ctx.rank), "init")) return;
-    std::vector<float> data(200, 1.0f);
-    ncclResult_t r = ctx.rank == 0 ? ncclSend(data.data(), 100, ncclFloat, 1, comm, nullptr)
-                                   : ncclRecv(data.data(), 50, ncclFloat, 0, comm, nullptr);
-    if (ctx.rank == 1) {
-      ctx.check(r == ncclInvalidUsage, std::string("rank 1 got ") + ncclGetErrorString(r));
-      usleep(2500000);  // neither aborts nor exits while rank 0 finds out
-      ncclCommDestroy(comm);
-      return;
-    }
-    ctx.check(r == ncclSuccess, std::string("rank 0's send: ") + ncclGetErrorString(r));
-    const auto start = std::chrono::steady_clock::now();
-    r = ncclAllReduce(data.data(), data.data(), 200, ncclFloat, ncclSum, comm, nullptr);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ctx.check(r == ncclRemoteError, std::string("the next call returned ") + ncclGetErrorString(r) +
-              ": " + ncclGetLastError(comm));
-    ctx.check(seconds < 2.0, "the next call took " + std::to_string(seconds) + " s");
-    ncclCommDestroy(comm);
+    nextCallOfThePeerFailsAtOnce(ctx, ctx.id, mismatchedSendRecv, "closed by the peer");
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
