@@ -184,7 +184,8 @@ ncclResult_t Bootstrap::barrier() {
   return withContext(allGather(flags.data(), 1), rank_, "bootstrap barrier");
 }
 
-ncclResult_t Bootstrap::send(int peer, int tag, const void* data, size_t size) {
+ncclResult_t Bootstrap::send(int peer, int tag, const void* data, size_t size,
+                             const PeerCheck& check) {
   if (peer < 0 || peer >= nranks_)
     CHORUS_FAIL(ncclInvalidArgument, "bootstrap send to rank %d of %d", peer, nranks_);
   if (size > kMaxPeerMessage)
@@ -201,7 +202,7 @@ ncclResult_t Bootstrap::send(int peer, int tag, const void* data, size_t size) {
   WireHeader header{magic_, static_cast<uint32_t>(WireType::PeerMessage),
                     static_cast<uint32_t>(sizeof(hello) + size)};
   Deadline until = deadline();
-  ncclResult_t r = Socket::connect(peers_[peer], &conn, until, abort_);
+  ncclResult_t r = Socket::connect(peers_[peer], &conn, until, abort_, check);
   if (r == ncclSuccess) r = conn.sendAll(&header, sizeof(header), until, abort_);
   if (r == ncclSuccess) r = conn.sendAll(&hello, sizeof(hello), until, abort_);
   if (r == ncclSuccess && size > 0) r = conn.sendAll(data, size, until, abort_);
@@ -209,24 +210,38 @@ ncclResult_t Bootstrap::send(int peer, int tag, const void* data, size_t size) {
   return withContext(r, rank_, what.c_str());
 }
 
-ncclResult_t Bootstrap::recv(int peer, int tag, void* data, size_t size) {
+ncclResult_t Bootstrap::takePending(int peer, int tag, void* data, size_t size, bool* found) {
+  *found = false;
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    if (pending_[i].rank != peer || pending_[i].tag != tag) continue;
+    if (pending_[i].data.size() != size)
+      CHORUS_FAIL(ncclInternalError, "rank %d: bootstrap message from rank %d tag %d has %zu "
+                  "bytes, expected %zu", rank_, peer, tag, pending_[i].data.size(), size);
+    if (size > 0) memcpy(data, pending_[i].data.data(), size);
+    pending_.erase(pending_.begin() + i);
+    *found = true;
+    return ncclSuccess;
+  }
+  return ncclSuccess;
+}
+
+ncclResult_t Bootstrap::recv(int peer, int tag, void* data, size_t size, const PeerCheck& check) {
   std::lock_guard<std::mutex> lock(mutex_);
   Deadline until = deadline();
+  const std::string what = "waiting for a bootstrap message from rank " + std::to_string(peer);
   for (;;) {
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      if (pending_[i].rank != peer || pending_[i].tag != tag) continue;
-      if (pending_[i].data.size() != size)
-        CHORUS_FAIL(ncclInternalError, "rank %d: bootstrap message from rank %d tag %d has %zu "
-                    "bytes, expected %zu", rank_, peer, tag, pending_[i].data.size(), size);
-      if (size > 0) memcpy(data, pending_[i].data.data(), size);
-      pending_.erase(pending_.begin() + i);
-      return ncclSuccess;
+    bool found = false;
+    CHORUS_CHECK(takePending(peer, tag, data, size, &found));
+    if (found) return ncclSuccess;
+    // With a check, wait in short slices and ask it between them; a lost
+    // peer's connections that already wait are still taken first.
+    if (check && !listener_.readable(kPeerCheckMs)) {
+      ncclResult_t lost = check();
+      if (lost != ncclSuccess && !listener_.readable(0)) return withContext(lost, rank_, what.c_str());
+      if (lost == ncclSuccess && !until.expired()) continue;
     }
     ncclResult_t r = acceptOne(nullptr, until);
-    if (r != ncclSuccess) {
-      std::string what = "waiting for a bootstrap message from rank " + std::to_string(peer);
-      return withContext(r, rank_, what.c_str());
-    }
+    if (r != ncclSuccess) return withContext(r, rank_, what.c_str());
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -41,9 +42,16 @@ class Bootstrap {
   // contribution, the others are filled in.
   ncclResult_t allGather(void* data, size_t bytesPerRank);
   ncclResult_t barrier();
+  // Asked while a send or recv waits for its peer (every kPeerCheckMs, and
+  // after each refused connection): an error (with its message recorded)
+  // ends the wait, since the peer will never answer. Before a recv gives up
+  // it still takes what the peer sent before it went.
+  using PeerCheck = std::function<ncclResult_t()>;
+  static constexpr int kPeerCheckMs = 100;
+
   // Point-to-point messages; the receiver must expect exactly `size` bytes.
-  ncclResult_t send(int peer, int tag, const void* data, size_t size);
-  ncclResult_t recv(int peer, int tag, void* data, size_t size);
+  ncclResult_t send(int peer, int tag, const void* data, size_t size, const PeerCheck& check = {});
+  ncclResult_t recv(int peer, int tag, void* data, size_t size, const PeerCheck& check = {});
 
  private:
   struct Pending {
@@ -58,6 +66,8 @@ class Bootstrap {
   // Accepts one connection and reads its hello; ring hellos are returned,
   // peer messages are stored in pending_.
   ncclResult_t acceptOne(Socket* ringPrev, Deadline until);
+  // Moves the pending message from `peer` with `tag` into `data`, if there is one.
+  ncclResult_t takePending(int peer, int tag, void* data, size_t size, bool* found);
   Deadline deadline() const;
 
   int rank_ = 0;

@@ -117,7 +117,8 @@ ncclResult_t Socket::listen(const SocketAddress& addr, Socket* out, SocketAddres
 }
 
 ncclResult_t Socket::connect(const SocketAddress& addr, Socket* out, Deadline deadline,
-                             const std::atomic<bool>* abort) {
+                             const std::atomic<bool>* abort,
+                             const std::function<ncclResult_t()>& stillWanted) {
   int delayMs = 1;
   for (;;) {
     int fd = ::socket(addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -143,12 +144,19 @@ ncclResult_t Socket::connect(const SocketAddress& addr, Socket* out, Deadline de
                   strerror(err));
     if (aborted(abort))
       CHORUS_FAIL(ncclSystemError, "connect to %s: aborted", addressToString(addr).c_str());
+    if (stillWanted) CHORUS_CHECK(stillWanted());
     if (deadline.expired())
       CHORUS_FAIL(ncclSystemError, "cannot connect to %s: %s until the deadline (CHORUS_TIMEOUT)",
                   addressToString(addr).c_str(), strerror(err));
     std::this_thread::sleep_for(std::chrono::milliseconds(delayMs));
     if (delayMs < 100) delayMs *= 2;
   }
+}
+
+bool Socket::readable(int milliseconds) const {
+  pollfd pfd{fd_, POLLIN, 0};
+  int n = poll(&pfd, 1, milliseconds);
+  return n > 0;
 }
 
 ncclResult_t Socket::accept(Socket* out, Deadline deadline, const std::atomic<bool>* abort) const {

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 
 #include "bootstrap/socket_address.h"
 #include "common/deadline.h"
@@ -30,14 +31,20 @@ class Socket {
   // ncclSystemError with a message that says so.
   static ncclResult_t listen(const SocketAddress& addr, Socket* out, SocketAddress* bound);
   // Connects, retrying refused connections (the listener may not be up yet)
-  // until the deadline.
+  // until the deadline, or until `stillWanted` (asked after each refusal)
+  // returns an error: the listener's owner is known to be gone.
   static ncclResult_t connect(const SocketAddress& addr, Socket* out, Deadline deadline,
-                              const std::atomic<bool>* abort);
+                              const std::atomic<bool>* abort,
+                              const std::function<ncclResult_t()>& stillWanted = {});
 
   ncclResult_t accept(Socket* out, Deadline deadline, const std::atomic<bool>* abort) const;
   ncclResult_t sendAll(const void* data, size_t size, Deadline deadline,
                        const std::atomic<bool>* abort);
   ncclResult_t recvAll(void* data, size_t size, Deadline deadline, const std::atomic<bool>* abort);
+
+  // Whether reading (or, on a listener, accepting) would not block, waiting
+  // at most `milliseconds`; no error is recorded.
+  bool readable(int milliseconds) const;
 
   bool valid() const { return fd_ >= 0; }
   int fd() const { return fd_; }

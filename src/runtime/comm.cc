@@ -30,9 +30,11 @@ namespace {
 
 // Publishes this rank's failure where its peers look: on this host in the
 // arena of the direct algorithms (waking those asleep on this rank's
-// phase), and on its network connections, which it shuts down (peers on
-// other hosts see them end). Peers of neither kind learn of it at their
-// deadline or when this process exits.
+// phase), and on its connections, which it shuts down: a shared-memory
+// FIFO carries the reason to its other end, a network connection closes
+// (peers on other hosts see it end). A peer that waits for this rank
+// elsewhere (a first point-to-point call's connection setup) looks at the
+// arena, or learns of it at its deadline or when this process exits.
 void publishFailure(ncclComm* comm, ncclResult_t result, const char* reason) {
   if (comm->arena) {
     ArenaRankSlot& mine = comm->arena->slot(comm->rank);
@@ -41,12 +43,12 @@ void publishFailure(ncclComm* comm, ncclResult_t result, const char* reason) {
   }
   const std::string local = "rank " + std::to_string(comm->rank) + ": " + reason;
   for (Channel& channel : comm->channels) {
-    if (channel.toNext) channel.toNext->shutDown(local.c_str());
-    if (channel.fromPrev) channel.fromPrev->shutDown(local.c_str());
+    if (channel.toNext) channel.toNext->shutDown(result, reason, local.c_str());
+    if (channel.fromPrev) channel.fromPrev->shutDown(result, reason, local.c_str());
   }
   for (PeerConnections& peer : comm->p2p) {
-    if (peer.send) peer.send->shutDown(local.c_str());
-    if (peer.recv) peer.recv->shutDown(local.c_str());
+    if (peer.send) peer.send->shutDown(result, reason, local.c_str());
+    if (peer.recv) peer.recv->shutDown(result, reason, local.c_str());
   }
 }
 

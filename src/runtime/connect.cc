@@ -29,9 +29,21 @@ ConnectionPeer describe(ncclComm* comm, int peer, int channel) {
   p.abort = &comm->abortFlag;
   p.timeoutSeconds = comm->timeoutSeconds;
   p.bootstrap = comm->bootstrap.get();
-  // Connections made after the arena (Send/Recv's) watch the peer's slot.
-  p.peerFailure = comm->arena ? &comm->arena->slot(peer).failure : nullptr;
   return p;
+}
+
+// Ends a connection setup's bootstrap waits for `peer` once it will never
+// answer: its communicator failed or was aborted (on this host the node
+// arena says so, when there is one), or its process has exited.
+Bootstrap::PeerCheck watchFor(const ncclComm* comm, int peer) {
+  WaitContext context;
+  context.selfRank = comm->rank;
+  context.peerRank = peer;
+  context.peerPid = probeablePid(comm->peers[peer], comm->peers[comm->rank]);
+  context.peerFailure = comm->arena ? &comm->arena->slot(peer).failure : nullptr;
+  return [context] {
+    return otherEndLost(context) ? waitFailure(context, "connecting to", false) : ncclSuccess;
+  };
 }
 
 Transport* choose(ncclComm* comm, const ConnectionPeer& peer) {
@@ -57,17 +69,20 @@ ncclResult_t connectPeers(ncclComm* comm, int channel, const std::vector<int>& s
   for (size_t i = 0; i < recvPeers.size(); ++i) {
     ConnectionPeer peer = describe(comm, recvPeers[i], channel);
     CHORUS_CHECK(choose(comm, peer)->setupRecv(peer, &recvInfos[i], &(*recvs)[i]));
-    CHORUS_CHECK(bootstrap.send(recvPeers[i], infoTag(channel, true), &recvInfos[i], sizeof(ConnectInfo)));
+    CHORUS_CHECK(bootstrap.send(recvPeers[i], infoTag(channel, true), &recvInfos[i],
+                                sizeof(ConnectInfo), watchFor(comm, recvPeers[i])));
   }
   for (size_t i = 0; i < sendPeers.size(); ++i) {
     ConnectionPeer peer = describe(comm, sendPeers[i], channel);
     CHORUS_CHECK(choose(comm, peer)->setupSend(peer, &sendInfos[i], &(*sends)[i]));
-    CHORUS_CHECK(bootstrap.send(sendPeers[i], infoTag(channel, false), &sendInfos[i], sizeof(ConnectInfo)));
+    CHORUS_CHECK(bootstrap.send(sendPeers[i], infoTag(channel, false), &sendInfos[i],
+                                sizeof(ConnectInfo), watchFor(comm, sendPeers[i])));
   }
   for (size_t i = 0; i < sendPeers.size(); ++i) {
     ConnectionPeer peer = describe(comm, sendPeers[i], channel);
     ConnectInfo info;
-    CHORUS_CHECK(bootstrap.recv(sendPeers[i], infoTag(channel, true), &info, sizeof(info)));
+    CHORUS_CHECK(bootstrap.recv(sendPeers[i], infoTag(channel, true), &info, sizeof(info),
+                                watchFor(comm, sendPeers[i])));
     CHORUS_CHECK(choose(comm, peer)->connectSend(peer, info, (*sends)[i].get()));
     INFO(kLogInit, "channel %d: rank %d -> rank %d via %s", channel, comm->rank, sendPeers[i],
          choose(comm, peer)->name());
@@ -75,7 +90,8 @@ ncclResult_t connectPeers(ncclComm* comm, int channel, const std::vector<int>& s
   for (size_t i = 0; i < recvPeers.size(); ++i) {
     ConnectionPeer peer = describe(comm, recvPeers[i], channel);
     ConnectInfo info;
-    CHORUS_CHECK(bootstrap.recv(recvPeers[i], infoTag(channel, false), &info, sizeof(info)));
+    CHORUS_CHECK(bootstrap.recv(recvPeers[i], infoTag(channel, false), &info, sizeof(info),
+                                watchFor(comm, recvPeers[i])));
     CHORUS_CHECK(choose(comm, peer)->connectRecv(peer, info, (*recvs)[i].get()));
   }
   return ncclSuccess;

@@ -18,6 +18,20 @@ namespace chorus {
 
 constexpr int kSteps = 8;  // NCCL_STEPS
 
+// Published by a rank whose communicator has failed or been aborted, in
+// memory its peers on this host map: its arena slot
+// (transport/shm/node_arena.h) and its end of each shared-memory FIFO
+// (below). It will not take part in anything again, so a peer waiting for
+// it ends at once with the reason instead of at the deadline. Plain words,
+// for memory shared between processes.
+struct PeerFailure {
+  uint32_t claimed;  // 0 -> 1 by the one writer (compare-and-swap)
+  uint32_t result;   // the failure's ncclResult_t, release-stored after `reason`; 0: none
+  // What a peer's error says after the rank ("its communicator ..."); read
+  // only after a non-zero `result` is seen (acquire).
+  char reason[248];
+};
+
 struct alignas(64) FifoControl {
   uint32_t tail;       // release-stored by the sender, acquire-loaded by the receiver
   uint32_t tailSleepers;  // receivers asleep on tail
@@ -27,6 +41,12 @@ struct alignas(64) FifoControl {
   char pad1[56];
   uint32_t sizes[kSteps];  // bytes in each slot; published by the tail store
   char pad2[64 - (kSteps * 4) % 64];
+  // Each end's failure, published when its communicator fails (shutDown),
+  // so that the other end's waits end without an arena: ring links between
+  // ranks of one host in a communicator that spans hosts, and
+  // CHORUS_HOST_ALGO=ring.
+  PeerFailure senderFailure;
+  PeerFailure receiverFailure;
 };
 
 // Where a FIFO lives: its control block and kSteps slots of slotSize bytes.

@@ -94,6 +94,25 @@ ncclResult_t FifoSender::otherEndFailure() const {
   return waitFailure(context_, "sending to", false);
 }
 
+namespace {
+
+// Publishes one end's failure and wakes whoever sleeps on either counter.
+void markEndFailed(FifoControl* c, PeerFailure* end, ncclResult_t result, const char* reason) {
+  if (!publishPeerFailure(end, result, reason)) return;
+  wakeSleepers(&c->tail, &c->tailSleepers);
+  wakeSleepers(&c->head, &c->headSleepers);
+}
+
+}  // namespace
+
+void FifoSender::markFailed(ncclResult_t result, const char* reason) {
+  if (fifo_.control) markEndFailed(fifo_.control, &fifo_.control->senderFailure, result, reason);
+}
+
+void FifoReceiver::markFailed(ncclResult_t result, const char* reason) {
+  if (fifo_.control) markEndFailed(fifo_.control, &fifo_.control->receiverFailure, result, reason);
+}
+
 void FifoSender::publish(uint32_t bytes) {
   FifoControl* c = fifo_.control;
   c->sizes[step_ % kSteps] = bytes;

@@ -28,19 +28,6 @@ struct LinkFailure {
   char reason[256] = {};            // read only after `raised` is seen (acquire)
 };
 
-// Published by a rank, in memory its peers on this host map (its arena
-// slot, transport/shm/node_arena.h), once its communicator has failed or
-// been aborted: it will not take part in anything again, so a peer waiting
-// for it ends at once with the reason instead of at the deadline. Plain
-// words, for memory shared between processes.
-struct PeerFailure {
-  uint32_t claimed;  // 0 -> 1 by the one writer (compare-and-swap)
-  uint32_t result;   // the failure's ncclResult_t, release-stored after `reason`; 0: none
-  // What a peer's error says after the rank ("its communicator ..."); read
-  // only after a non-zero `result` is seen (acquire).
-  char reason[248];
-};
-
 // Whether `failure` has been published (acquire: its reason is complete).
 inline bool peerHasFailed(const PeerFailure* failure) {
   return failure != nullptr && __atomic_load_n(&failure->result, __ATOMIC_ACQUIRE) != 0;
@@ -88,6 +75,10 @@ class FifoSender {
   // free a slot again (otherEndLost), and then the error acquire would end in.
   bool otherEndLost() const;
   ncclResult_t otherEndFailure() const;
+  // This end will not be used again (its communicator failed): publishes
+  // `reason` in the control block, where a receiver on this host that
+  // watches it (shared memory) reads it, and wakes that receiver.
+  void markFailed(ncclResult_t result, const char* reason);
   size_t slotSize() const { return fifo_.slotSize; }
   bool connected() const { return fifo_.control != nullptr; }
   // True once the receiving side has consumed every published slot.
@@ -115,6 +106,8 @@ class FifoReceiver {
   // For callers that poll with tryWait: as FifoSender's.
   bool otherEndLost() const;
   ncclResult_t otherEndFailure() const;
+  // As FifoSender's, for the sender.
+  void markFailed(ncclResult_t result, const char* reason);
   size_t slotSize() const { return fifo_.slotSize; }
   bool connected() const { return fifo_.control != nullptr; }
 

@@ -39,27 +39,27 @@ struct ConnectionPeer {
   const std::atomic<bool>* abort;
   double timeoutSeconds;
   Bootstrap* bootstrap;  // for transports that need more than one exchange
-  const PeerFailure* peerFailure;  // the peer's published failure (same host), or null
 };
 
 // A connection end; transports derive to own their resources (mappings,
 // sockets, proxy registrations) and free them in their destructor.
 // shutDown: this rank's communicator has failed and will not use the
-// connection again. A network end closes its sockets, so that the peer's
-// waits on it end at once (peers on this host watch the node arena
-// instead, runtime/comm.h: recordCommFailure); `reason` is what this rank's
-// own waits on it say.
+// connection again; the peer's waits on it must end at once. A
+// shared-memory end publishes `result` and `reason` (what the peer's error
+// says after the rank: "its communicator failed ...") in the FIFO; a
+// network end closes its sockets (the peer reads "closed by the peer"), and
+// `local` is what this rank's own waits on it say.
 class SendConnection {
  public:
   virtual ~SendConnection() = default;
-  virtual void shutDown(const char* /*reason*/) {}
+  virtual void shutDown(ncclResult_t /*result*/, const char* /*reason*/, const char* /*local*/) {}
   FifoSender fifo;
 };
 
 class RecvConnection {
  public:
   virtual ~RecvConnection() = default;
-  virtual void shutDown(const char* /*reason*/) {}
+  virtual void shutDown(ncclResult_t /*result*/, const char* /*reason*/, const char* /*local*/) {}
   FifoReceiver fifo;
 };
 

@@ -312,12 +312,24 @@ ncclResult_t mismatchedBroadcast(int rank, ncclComm_t comm, std::vector<float>& 
   return ncclBroadcast(data.data(), data.data(), rank == 0 ? 100 : 200, ncclFloat, 0, comm, nullptr);
 }
 
+// Rank 0's call after that: an AllReduce (it waits for rank 1 in a meeting
+// or on a FIFO), or a first Send to rank 1 (it waits for rank 1's half of
+// the connection setup, through the bootstrap).
+using NextCall = ncclResult_t (*)(ncclComm_t comm, std::vector<float>& data);
+
+ncclResult_t allReduce(ncclComm_t comm, std::vector<float>& data) {
+  return ncclAllReduce(data.data(), data.data(), data.size(), ncclFloat, ncclSum, comm, nullptr);
+}
+
+ncclResult_t firstSendToRank1(ncclComm_t comm, std::vector<float>& data) {
+  return ncclSend(data.data(), data.size(), ncclFloat, 1, comm, nullptr);
+}
+
 // Two ranks on `id`: after `call`, rank 1's communicator has failed; it
-// stays alive (no abort, no exit) for 2.5 s. Rank 0's next call, an
-// AllReduce, must end within 2 s with ncclRemoteError, its message holding
-// `expected`.
+// stays alive (no abort, no exit) for 2.5 s. Rank 0's next call must end
+// within 2 s with ncclRemoteError, its message holding `expected`.
 void nextCallOfThePeerFailsAtOnce(RankContext& ctx, const ncclUniqueId& id, RejectedCall call,
-                                  const char* expected) {
+                                  const char* expected, NextCall next = allReduce) {
   ncclComm_t comm = nullptr;
   if (!ctx.checkNccl(ncclCommInitRank(&comm, 2, id, ctx.rank), "init")) return;
   std::vector<float> data(200, 1.0f);
@@ -330,7 +342,7 @@ void nextCallOfThePeerFailsAtOnce(RankContext& ctx, const ncclUniqueId& id, Reje
   }
   ctx.check(r == ncclSuccess, std::string("rank 0's first call: ") + ncclGetErrorString(r));
   const auto start = std::chrono::steady_clock::now();
-  r = ncclAllReduce(data.data(), data.data(), 200, ncclFloat, ncclSum, comm, nullptr);
+  r = next(comm, data);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ctx.check(r == ncclRemoteError, std::string("the next call returned ") + ncclGetErrorString(r));
@@ -342,17 +354,63 @@ void nextCallOfThePeerFailsAtOnce(RankContext& ctx, const ncclUniqueId& id, Reje
 // A rank whose operation failed (here a receive of the wrong size) cannot
 // take part again: its peers' next waits for it end at once with its reason.
 // Before, the sender learned of it only at CHORUS_TIMEOUT. The same for a
-// Broadcast whose readers reject the root's count.
+// Broadcast whose readers reject the root's count, and for a first Send to
+// the failed rank, which waits for it to set up its end of the connection.
 TEST(FailedPeers, ARankWhoseOperationFailedEndsItsPeersWaitsAtOnce) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv timeout("CHORUS_TIMEOUT", "60");
   RankOptions options;
-  options.idCount = 2;
+  options.idCount = 3;
   auto failures = runRankProcesses(2, [](RankContext& ctx) {
     const char* reason = "rank 1: its communicator failed (ncclInvalidUsage): rank 1";
     nextCallOfThePeerFailsAtOnce(ctx, ctx.ids[0], mismatchedSendRecv, reason);
     nextCallOfThePeerFailsAtOnce(ctx, ctx.ids[1], mismatchedBroadcast, reason);
+    nextCallOfThePeerFailsAtOnce(ctx, ctx.ids[2], mismatchedBroadcast, reason, firstSendToRank1);
   }, options);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// Without the arena of the direct algorithms (CHORUS_HOST_ALGO=ring here;
+// ranks of one host in a communicator that spans hosts), a failed rank's
+// shared-memory FIFOs carry its reason to their other ends. Before, the
+// sender waited until CHORUS_TIMEOUT, or until the failed rank destroyed
+// its communicator.
+TEST(FailedPeers, ARankWhoseOperationFailedShutsItsSharedMemoryFifosDown) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv ring("CHORUS_HOST_ALGO", "ring");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    nextCallOfThePeerFailsAtOnce(ctx, ctx.id, mismatchedSendRecv,
+                                 "rank 1: its communicator failed (ncclInvalidUsage): rank 1");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A first Send to a rank that has aborted its communicator (whose bootstrap
+// listener may already be closed) ends at once too.
+TEST(FailedPeers, AFirstSendToAnAbortedRankEndsAtOnce) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, 2, ctx.id, ctx.rank), "init")) return;
+    if (ctx.rank == 1) {
+      ncclCommAbort(comm);
+      usleep(2500000);  // alive, so that rank 0 learns of the abort, not of an exit
+      return;
+    }
+    usleep(200000);  // rank 1 has aborted: its listener is closed
+    std::vector<float> data(200, 1.0f);
+    const auto start = std::chrono::steady_clock::now();
+    ncclResult_t r = firstSendToRank1(comm, data);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ctx.check(r == ncclRemoteError, std::string("the send returned ") + ncclGetErrorString(r));
+    ctx.check(lastErrorHas("rank 1: its communicator was aborted (ncclCommAbort)"),
+              ncclGetLastError(comm));
+    ctx.check(seconds < 2.0, "the send took " + std::to_string(seconds) + " s");
+    ncclCommAbort(comm);
+  });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 

@@ -28,6 +28,9 @@ static_assert(sizeof(ShmInfo) <= sizeof(ConnectInfo), "ShmInfo must fit a Connec
 class ShmSend : public SendConnection {
  public:
   ShmMapping mapping;
+  void shutDown(ncclResult_t result, const char* reason, const char*) override {
+    fifo.markFailed(result, reason);
+  }
 };
 
 class ShmRecv : public RecvConnection {
@@ -36,6 +39,9 @@ class ShmRecv : public RecvConnection {
   std::string name;  // unlinked by the sender once mapped; again here in case it never was
   ~ShmRecv() override {
     if (!name.empty()) shm_unlink(name.c_str());
+  }
+  void shutDown(ncclResult_t result, const char* reason, const char*) override {
+    fifo.markFailed(result, reason);
   }
 };
 
@@ -59,7 +65,8 @@ class ShmTransport : public Transport {
     conn->name = shm.name;
     // Fault every page in now, not on the first transfer.
     memset(conn->mapping.base, 0, shm.bytes);
-    conn->fifo = FifoReceiver(fifoAt(conn->mapping.base, shm.slotSize), waitContext(peer));
+    FifoView view = fifoAt(conn->mapping.base, shm.slotSize);
+    conn->fifo = FifoReceiver(view, waitContext(peer, &view.control->senderFailure));
     memset(info, 0, sizeof(*info));
     memcpy(info->bytes, &shm, sizeof(shm));
     *out = std::move(conn);
@@ -84,7 +91,8 @@ class ShmTransport : public Transport {
     auto* send = static_cast<ShmSend*>(conn);
     CHORUS_CHECK(mapShmSegment(shm.name, shm.bytes, false, &send->mapping));
     shm_unlink(shm.name);  // both ends hold it now
-    send->fifo = FifoSender(fifoAt(send->mapping.base, shm.slotSize), waitContext(peer));
+    FifoView view = fifoAt(send->mapping.base, shm.slotSize);
+    send->fifo = FifoSender(view, waitContext(peer, &view.control->receiverFailure));
     TRACE(kLogShm, "rank %d -> rank %d channel %d: shm %s", peer.selfRank, peer.peerRank,
           peer.channel, shm.name);
     return ncclSuccess;
@@ -95,14 +103,15 @@ class ShmTransport : public Transport {
   }
 
  private:
-  static WaitContext waitContext(const ConnectionPeer& peer) {
+  // `otherEnd`: where the other end publishes its failure (shutDown).
+  static WaitContext waitContext(const ConnectionPeer& peer, const PeerFailure* otherEnd) {
     WaitContext context;
     context.abort = peer.abort;
     context.timeoutSeconds = peer.timeoutSeconds;
     context.selfRank = peer.selfRank;
     context.peerRank = peer.peerRank;
     context.peerPid = peer.sameProcess ? 0 : peer.peerPid;
-    context.peerFailure = peer.peerFailure;
+    context.peerFailure = otherEnd;
     return context;
   }
 };

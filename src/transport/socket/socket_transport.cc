@@ -62,7 +62,7 @@ class SocketSend : public SendConnection {
  public:
   std::shared_ptr<SocketLink> link;
   ~SocketSend() override { dropLink(link); }
-  void shutDown(const char* reason) override { shutDownLink(link, reason); }
+  void shutDown(ncclResult_t, const char*, const char* local) override { shutDownLink(link, local); }
 };
 
 class SocketRecv : public RecvConnection {
@@ -71,7 +71,7 @@ class SocketRecv : public RecvConnection {
   size_t listener = 0;
   uint64_t connectionId = 0;
   ~SocketRecv() override { dropLink(link); }
-  void shutDown(const char* reason) override { shutDownLink(link, reason); }
+  void shutDown(ncclResult_t, const char*, const char* local) override { shutDownLink(link, local); }
 };
 
 // A socket accepted on a listener whose hello is still being read.
@@ -240,7 +240,6 @@ class SocketTransport : public Transport {
     context.peerPid = peer.sameHost && !peer.sameProcess ? peer.peerPid : 0;
     context.notifyFd = link.notifier->fd();
     context.link = &link.failure;
-    context.peerFailure = peer.peerFailure;
     return context;
   }
 
