@@ -1,5 +1,10 @@
 #include "bootstrap/bootstrap.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -21,8 +26,10 @@ constexpr double kRootReplyGrace = 10.0;
 // answer the others (the root allows each answer 5 s; answers are small and
 // normally leave at once).
 constexpr double kRootFinishSeconds = 10.0;
-// How long a freshly accepted connection may take to say who it is.
+// How long a freshly accepted connection may take to say who it is, and
+// how many may be saying it at once (then the oldest goes).
 constexpr double kHelloSeconds = 5.0;
+constexpr size_t kMaxArrivals = 256;
 
 // Re-reports the last error with what this rank was doing.
 ncclResult_t withContext(ncclResult_t result, int rank, const char* what) {
@@ -129,7 +136,7 @@ ncclResult_t Bootstrap::connectRing(const SocketAddress& next) {
   }
   Deadline until = deadline();
   while (!ringPrev_.valid()) {
-    r = acceptOne(&ringPrev_, until);
+    r = acceptArrivals(&ringPrev_, until, kPeerCheckMs, nullptr);
     if (r != ncclSuccess) {
       std::string what = "waiting for rank " + std::to_string(prevRank) + " to connect";
       return withContext(r, rank_, what.c_str());
@@ -138,29 +145,74 @@ ncclResult_t Bootstrap::connectRing(const SocketAddress& next) {
   return ncclSuccess;
 }
 
-ncclResult_t Bootstrap::acceptOne(Socket* ringPrev, Deadline until) {
-  Socket conn;
-  CHORUS_CHECK(listener_.accept(&conn, until, abort_));
-  Deadline helloDeadline = Deadline::after(kHelloSeconds);
-  WireHeader header{};
-  PeerHello hello{};
-  // A stranger (wrong magic, oversized, silent) is dropped; we keep waiting.
-  if (recvHeader(conn, magic_, kMaxPeerMessage + sizeof(hello), &header, helloDeadline, abort_) !=
-          ncclSuccess ||
-      header.length < sizeof(hello) ||
-      conn.recvAll(&hello, sizeof(hello), helloDeadline, abort_) != ncclSuccess ||
-      hello.rank < 0 || hello.rank >= nranks_)
-    return ncclSuccess;
+ncclResult_t Bootstrap::acceptArrivals(Socket* ringPrev, Deadline until, int milliseconds,
+                                       bool* progressed) {
+  if (abort_ != nullptr && abort_->load(std::memory_order_relaxed))
+    CHORUS_FAIL(ncclSystemError, "aborted");
+  if (until.expired()) CHORUS_FAIL(ncclSystemError, "timed out (CHORUS_TIMEOUT)");
+  std::vector<pollfd> polled(arrivals_.size() + 1);
+  polled[0] = pollfd{listener_.fd(), POLLIN, 0};
+  for (size_t i = 0; i < arrivals_.size(); ++i) polled[i + 1] = pollfd{arrivals_[i].socket.fd(), POLLIN, 0};
+  const int wait = static_cast<int>(std::min<long long>(milliseconds, until.millisecondsLeft()));
+  const int ready = poll(polled.data(), polled.size(), wait);
+  if (ready < 0 && errno != EINTR)
+    CHORUS_FAIL(ncclSystemError, "poll on the bootstrap listener failed: %s", strerror(errno));
+  if (progressed != nullptr) *progressed = ready > 0;
+  // In the order they came: messages of one peer and tag are taken in order.
+  std::vector<Arrival> complete;
+  size_t kept = 0;
+  for (size_t i = 0; i < arrivals_.size(); ++i) {
+    Arrival& a = arrivals_[i];
+    const bool alive = polled[i + 1].revents != 0 ? readHello(a) : !a.deadline.expired();
+    if (alive && a.got < sizeof(a.bytes)) {
+      if (kept != i) arrivals_[kept] = std::move(a);
+      ++kept;
+    } else if (alive) {
+      complete.push_back(std::move(a));
+    }
+  }
+  arrivals_.erase(arrivals_.begin() + static_cast<std::ptrdiff_t>(kept), arrivals_.end());
+  for (Arrival& a : complete) CHORUS_CHECK(file(a, ringPrev, until));
+  if ((polled[0].revents & POLLIN) != 0) {
+    Socket conn;
+    CHORUS_CHECK(listener_.accept(&conn, until, abort_));
+    if (arrivals_.size() == kMaxArrivals) arrivals_.erase(arrivals_.begin());  // the oldest goes
+    arrivals_.push_back(Arrival{std::move(conn), Deadline::after(kHelloSeconds)});
+  }
+  return ncclSuccess;
+}
+
+bool Bootstrap::readHello(Arrival& a) const {
+  const ssize_t n = ::recv(a.socket.fd(), a.bytes + a.got, sizeof(a.bytes) - a.got, MSG_DONTWAIT);
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+  if (n == 0) return false;  // closed before a whole hello
+  a.got += static_cast<size_t>(n);
+  if (a.got < sizeof(WireHeader)) return true;
+  WireHeader header;
+  memcpy(&header, a.bytes, sizeof(header));
+  // A stranger (another magic, a message no rank sends here) is dropped.
+  return header.magic == magic_ &&
+         (header.type == static_cast<uint32_t>(WireType::Ring) ||
+          header.type == static_cast<uint32_t>(WireType::PeerMessage)) &&
+         header.length >= sizeof(PeerHello) && header.length <= kMaxPeerMessage + sizeof(PeerHello);
+}
+
+ncclResult_t Bootstrap::file(Arrival& a, Socket* ringPrev, Deadline until) {
+  WireHeader header;
+  PeerHello hello;
+  memcpy(&header, a.bytes, sizeof(header));
+  memcpy(&hello, a.bytes + sizeof(header), sizeof(hello));
+  if (hello.rank < 0 || hello.rank >= nranks_) return ncclSuccess;
   if (header.type == static_cast<uint32_t>(WireType::Ring)) {
     if (ringPrev != nullptr && !ringPrev->valid() && hello.rank == (rank_ - 1 + nranks_) % nranks_)
-      *ringPrev = std::move(conn);
+      *ringPrev = std::move(a.socket);
     else
       WARN("rank %d: unexpected ring connection from rank %d; dropped", rank_, hello.rank);
     return ncclSuccess;
   }
-  if (header.type != static_cast<uint32_t>(WireType::PeerMessage)) return ncclSuccess;
+  // A rank of this communicator (it knows the magic) sends its message at once.
   Pending message{hello.rank, hello.tag, std::vector<char>(header.length - sizeof(hello))};
-  CHORUS_CHECK(conn.recvAll(message.data.data(), message.data.size(), until, abort_));
+  CHORUS_CHECK(a.socket.recvAll(message.data.data(), message.data.size(), until, abort_));
   pending_.push_back(std::move(message));
   return ncclSuccess;
 }
@@ -233,14 +285,22 @@ ncclResult_t Bootstrap::recv(int peer, int tag, void* data, size_t size, const P
     bool found = false;
     CHORUS_CHECK(takePending(peer, tag, data, size, &found));
     if (found) return ncclSuccess;
-    // With a check, wait in short slices and ask it between them; a lost
-    // peer's connections that already wait are still taken first.
-    if (check && !listener_.readable(kPeerCheckMs)) {
-      ncclResult_t lost = check();
-      if (lost != ncclSuccess && !listener_.readable(0)) return withContext(lost, rank_, what.c_str());
-      if (lost == ncclSuccess && !until.expired()) continue;
+    bool progressed = false;
+    ncclResult_t r = acceptArrivals(nullptr, until, kPeerCheckMs, &progressed);
+    if (r == ncclSuccess && check && !progressed) {
+      // Nothing came for a while: ask whether the peer is still there. A
+      // lost peer sent what it did send before it went: take that first.
+      r = check();
+      if (r != ncclSuccess) {
+        const std::string lost = lastError();
+        for (bool more = true; more;) {
+          CHORUS_CHECK(acceptArrivals(nullptr, until, 0, &more));
+          CHORUS_CHECK(takePending(peer, tag, data, size, &found));
+          if (found) return ncclSuccess;
+        }
+        setLastError(lost);
+      }
     }
-    ncclResult_t r = acceptOne(nullptr, until);
     if (r != ncclSuccess) return withContext(r, rank_, what.c_str());
   }
 }

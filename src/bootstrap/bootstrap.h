@@ -20,6 +20,7 @@
 
 #include "bootstrap/socket.h"
 #include "bootstrap/unique_id.h"
+#include "bootstrap/wire.h"
 #include "nccl.h"
 
 namespace chorus {
@@ -60,12 +61,27 @@ class Bootstrap {
     std::vector<char> data;
   };
 
+  // A connection accepted on the listener whose hello is still coming in.
+  struct Arrival {
+    Socket socket;
+    Deadline deadline;  // for the rest of its hello
+    size_t got = 0;
+    char bytes[sizeof(WireHeader) + sizeof(PeerHello)] = {};
+  };
+
   Bootstrap() = default;
   ncclResult_t registerWithRoots(const std::vector<BootstrapId>& roots, SocketAddress* next);
   ncclResult_t connectRing(const SocketAddress& next);
-  // Accepts one connection and reads its hello; ring hellos are returned,
-  // peer messages are stored in pending_.
-  ncclResult_t acceptOne(Socket* ringPrev, Deadline until);
+  // Waits up to `milliseconds` (and `until`) for connections: accepts them
+  // and reads their hellos side by side, so a silent stranger holds no one
+  // up. A ring hello fills `ringPrev` (when given and expected), a peer
+  // message goes to pending_. `progressed`: whether anything came. Fails at
+  // `until` or on abort.
+  ncclResult_t acceptArrivals(Socket* ringPrev, Deadline until, int milliseconds, bool* progressed);
+  // Reads what `a` has sent so far: false once it is to be dropped.
+  bool readHello(Arrival& a) const;
+  // Files one whole hello (and reads the message it announces).
+  ncclResult_t file(Arrival& a, Socket* ringPrev, Deadline until);
   // Moves the pending message from `peer` with `tag` into `data`, if there is one.
   ncclResult_t takePending(int peer, int tag, void* data, size_t size, bool* found);
   Deadline deadline() const;
@@ -80,6 +96,7 @@ class Bootstrap {
   Socket ringNext_, ringPrev_;
   std::vector<SocketAddress> peers_;
   std::vector<Pending> pending_;
+  std::vector<Arrival> arrivals_;
   std::mutex mutex_;
 };
 

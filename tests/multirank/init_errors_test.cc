@@ -8,10 +8,12 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bootstrap/bootstrap.h"
 #include "bootstrap/unique_id.h"
 #include "harness/ranks.h"
 
@@ -246,16 +248,21 @@ TEST(BadEnvironment, UnknownInterfaceNameIsASystemErrorNamingTheSetting) {
   EXPECT_TRUE(lastErrorHas("NCCL_SOCKET_IFNAME")) << ncclGetLastError(nullptr);
 }
 
-// A stranger's connection to the root of `id` (-1 if it could not connect).
-int connectToRoot(const ncclUniqueId& id) {
-  chorus::BootstrapId decoded;
-  if (chorus::decodeId(id, &decoded) != ncclSuccess) return -1;
-  int fd = socket(decoded.root.sa.sa_family, SOCK_STREAM, 0);
-  if (fd >= 0 && connect(fd, &decoded.root.sa, chorus::addressLength(decoded.root)) != 0) {
+// A stranger's connection to `addr` (-1 if it could not connect).
+int connectTo(const chorus::SocketAddress& addr) {
+  int fd = socket(addr.sa.sa_family, SOCK_STREAM, 0);
+  if (fd >= 0 && connect(fd, &addr.sa, chorus::addressLength(addr)) != 0) {
     close(fd);
     return -1;
   }
   return fd;
+}
+
+// A stranger's connection to the root of `id` (-1 if it could not connect).
+int connectToRoot(const ncclUniqueId& id) {
+  chorus::BootstrapId decoded;
+  if (chorus::decodeId(id, &decoded) != ncclSuccess) return -1;
+  return connectTo(decoded.root);
 }
 
 // Two ranks (threads) create a communicator with `id` and destroy it.
@@ -383,6 +390,45 @@ TEST(Strangers, SilentConnectionsDoNotHoldUpTheRanks) {
   }
   auto failures = twoRanksMeet(id);
   for (int fd : silent) close(fd);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A rank's own bootstrap listener (the ring, point-to-point messages such
+// as a connection setup's) reads its connections' hellos side by side too:
+// read one after the other, three silent connections held a message up for
+// 5 s each.
+TEST(Strangers, SilentConnectionsToARanksListenerDoNotHoldUpItsMessages) {
+  ScopedEnv timeout("CHORUS_TIMEOUT", "30");
+  ncclUniqueId id;
+  ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  chorus::BootstrapId decoded;
+  ASSERT_EQ(chorus::decodeId(id, &decoded), ncclSuccess);
+  auto failures = runRankThreads(2, [&](RankContext& ctx) {
+    std::unique_ptr<chorus::Bootstrap> bootstrap;
+    if (!ctx.checkNccl(chorus::Bootstrap::create({decoded}, ctx.rank, 2, nullptr, &bootstrap),
+                       "bootstrap"))
+      return;
+    int value = 0;
+    if (ctx.rank == 1) {
+      std::vector<int> silent;
+      for (int i = 0; i < 3; ++i) {
+        silent.push_back(connectTo(bootstrap->peerAddress(0)));
+        ctx.check(silent.back() >= 0 && write(silent.back(), "abc", 3) == 3, "a silent connection");
+      }
+      value = 42;
+      ctx.checkNccl(bootstrap->send(0, 7, &value, sizeof(value)), "send");
+      // The silent connections stay open until rank 0 has the message.
+      ctx.checkNccl(bootstrap->recv(0, 8, &value, sizeof(value)), "recv the answer");
+      for (int fd : silent) close(fd);
+      return;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    ctx.checkNccl(bootstrap->recv(1, 7, &value, sizeof(value)), "recv");
+    const double seconds = secondsSince(start);
+    ctx.check(value == 42, "received " + std::to_string(value));
+    ctx.check(seconds < 2.0, "the message took " + std::to_string(seconds) + " s");
+    ctx.checkNccl(bootstrap->send(1, 8, &value, sizeof(value)), "send the answer");
+  });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
