@@ -287,21 +287,18 @@ ncclResult_t Bootstrap::recv(int peer, int tag, void* data, size_t size, const P
     if (found) return ncclSuccess;
     bool progressed = false;
     ncclResult_t r = acceptArrivals(nullptr, until, kPeerCheckMs, &progressed);
-    if (r == ncclSuccess && check && !progressed) {
-      // Nothing came for a while: ask whether the peer is still there. A
-      // lost peer sent what it did send before it went: take that first.
-      r = check();
-      if (r != ncclSuccess) {
-        const std::string lost = lastError();
-        for (bool more = true; more;) {
-          CHORUS_CHECK(acceptArrivals(nullptr, until, 0, &more));
-          CHORUS_CHECK(takePending(peer, tag, data, size, &found));
-          if (found) return ncclSuccess;
-        }
-        setLastError(lost);
-      }
-    }
     if (r != ncclSuccess) return withContext(r, rank_, what.c_str());
+    if (!check || progressed) continue;
+    // Nothing came for a while: ask whether the peer is still there. A lost
+    // peer sent what it did send before it went: take that first.
+    const std::string lost = check();
+    if (lost.empty()) continue;
+    for (bool more = true; more;) {
+      CHORUS_CHECK(acceptArrivals(nullptr, until, 0, &more));
+      CHORUS_CHECK(takePending(peer, tag, data, size, &found));
+      if (found) return ncclSuccess;
+    }
+    CHORUS_FAIL(ncclRemoteError, "rank %d: %s: %s", rank_, what.c_str(), lost.c_str());
   }
 }
 

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "bootstrap/socket.h"
@@ -43,11 +44,12 @@ class Bootstrap {
   // contribution, the others are filled in.
   ncclResult_t allGather(void* data, size_t bytesPerRank);
   ncclResult_t barrier();
-  // Asked while a send or recv waits for its peer (every kPeerCheckMs, and
-  // after each refused connection): an error (with its message recorded)
-  // ends the wait, since the peer will never answer. Before a recv gives up
-  // it still takes what the peer sent before it went.
-  using PeerCheck = std::function<ncclResult_t()>;
+  // Asked while a send or recv waits for its peer (when nothing came for
+  // kPeerCheckMs, and after each refused connection): a non-empty answer
+  // says why the peer will never answer ("rank 3: its process ... has
+  // exited"), and the wait ends with ncclRemoteError quoting it. Before a
+  // recv gives up it still takes what the peer sent before it went.
+  using PeerCheck = std::function<std::string()>;
   static constexpr int kPeerCheckMs = 100;
 
   // Point-to-point messages; the receiver must expect exactly `size` bytes.

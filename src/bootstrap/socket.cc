@@ -118,7 +118,7 @@ ncclResult_t Socket::listen(const SocketAddress& addr, Socket* out, SocketAddres
 
 ncclResult_t Socket::connect(const SocketAddress& addr, Socket* out, Deadline deadline,
                              const std::atomic<bool>* abort,
-                             const std::function<ncclResult_t()>& stillWanted) {
+                             const std::function<std::string()>& whyGone) {
   int delayMs = 1;
   for (;;) {
     int fd = ::socket(addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -144,7 +144,11 @@ ncclResult_t Socket::connect(const SocketAddress& addr, Socket* out, Deadline de
                   strerror(err));
     if (aborted(abort))
       CHORUS_FAIL(ncclSystemError, "connect to %s: aborted", addressToString(addr).c_str());
-    if (stillWanted) CHORUS_CHECK(stillWanted());
+    if (whyGone) {
+      const std::string why = whyGone();
+      if (!why.empty())
+        CHORUS_FAIL(ncclRemoteError, "connect to %s: %s", addressToString(addr).c_str(), why.c_str());
+    }
     if (deadline.expired())
       CHORUS_FAIL(ncclSystemError, "cannot connect to %s: %s until the deadline (CHORUS_TIMEOUT)",
                   addressToString(addr).c_str(), strerror(err));

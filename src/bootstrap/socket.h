@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <string>
 
 #include "bootstrap/socket_address.h"
 #include "common/deadline.h"
@@ -31,11 +32,12 @@ class Socket {
   // ncclSystemError with a message that says so.
   static ncclResult_t listen(const SocketAddress& addr, Socket* out, SocketAddress* bound);
   // Connects, retrying refused connections (the listener may not be up yet)
-  // until the deadline, or until `stillWanted` (asked after each refusal)
-  // returns an error: the listener's owner is known to be gone.
+  // until the deadline, or until `whyGone` (asked after each refusal) says
+  // why the listener's owner will never listen again: ncclRemoteError
+  // quoting it.
   static ncclResult_t connect(const SocketAddress& addr, Socket* out, Deadline deadline,
                               const std::atomic<bool>* abort,
-                              const std::function<ncclResult_t()>& stillWanted = {});
+                              const std::function<std::string()>& whyGone = {});
 
   ncclResult_t accept(Socket* out, Deadline deadline, const std::atomic<bool>* abort) const;
   ncclResult_t sendAll(const void* data, size_t size, Deadline deadline,

@@ -160,8 +160,9 @@ ncclResult_t commState(const ncclComm* comm);
 void freeComm(ncclComm* comm);
 // Makes `result` the communicator's failure, with this thread's last error
 // as its text, unless it has one already (ncclSuccess and ncclInProgress
-// are not failures), and publishes it to the peers on this host, whose
-// waits for this rank then end at once (transport/fifo_host.h, PeerFailure).
+// are not failures), and publishes it to its peers: in the node arena and
+// its shared-memory FIFOs (transport/fifo.h, PeerFailure) on this host, by
+// closing its sockets across hosts; their waits for this rank end at once.
 // Returns `result`. The message is that of this (maybe worker) thread.
 ncclResult_t recordCommFailure(ncclComm* comm, ncclResult_t result);
 // Tells the peers on this host that this rank's communicator is aborted

@@ -1,5 +1,7 @@
 #include "runtime/connect.h"
 
+#include <string>
+
 #include "common/log.h"
 #include "common/result.h"
 #include "common/settings.h"
@@ -29,6 +31,9 @@ ConnectionPeer describe(ncclComm* comm, int peer, int channel) {
   p.abort = &comm->abortFlag;
   p.timeoutSeconds = comm->timeoutSeconds;
   p.bootstrap = comm->bootstrap.get();
+  // A peer that fails in the middle of a connection setup has not
+  // registered the ends it made, and cannot mark them: its slot says it.
+  p.peerFailure = comm->arena ? &comm->arena->slot(peer).failure : nullptr;
   return p;
 }
 
@@ -36,13 +41,14 @@ ConnectionPeer describe(ncclComm* comm, int peer, int channel) {
 // answer: its communicator failed or was aborted (on this host the node
 // arena says so, when there is one), or its process has exited.
 Bootstrap::PeerCheck watchFor(const ncclComm* comm, int peer) {
-  WaitContext context;
-  context.selfRank = comm->rank;
-  context.peerRank = peer;
-  context.peerPid = probeablePid(comm->peers[peer], comm->peers[comm->rank]);
-  context.peerFailure = comm->arena ? &comm->arena->slot(peer).failure : nullptr;
-  return [context] {
-    return otherEndLost(context) ? waitFailure(context, "connecting to", false) : ncclSuccess;
+  const PeerFailure* failure = comm->arena ? &comm->arena->slot(peer).failure : nullptr;
+  const pid_t pid = probeablePid(comm->peers[peer], comm->peers[comm->rank]);
+  return [failure, pid, peer]() -> std::string {
+    const std::string who = "rank " + std::to_string(peer) + ": ";
+    if (peerHasFailed(failure)) return who + failure->reason;
+    if (peerProcessGone(pid))
+      return who + "its process (pid " + std::to_string(static_cast<int>(pid)) + ") has exited";
+    return {};
   };
 }
 

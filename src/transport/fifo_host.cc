@@ -51,7 +51,8 @@ bool publishPeerFailure(PeerFailure* failure, ncclResult_t result, const char* r
 bool otherEndLost(const WaitContext& context) {
   return (context.abort && context.abort->load(std::memory_order_relaxed)) ||
          (context.link && context.link->raised.load(std::memory_order_acquire)) ||
-         peerHasFailed(context.peerFailure) || peerProcessGone(context.peerPid);
+         peerHasFailed(context.peerFailure) || peerHasFailed(context.endFailure) ||
+         peerProcessGone(context.peerPid);
 }
 
 ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut) {
@@ -62,9 +63,10 @@ ncclResult_t waitFailure(const WaitContext& context, const char* what, bool time
   if (context.link && context.link->raised.load(std::memory_order_acquire))
     CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: %s", context.selfRank, what,
                 context.peerRank, context.link->reason);
-  if (peerHasFailed(context.peerFailure))
-    CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: %s", context.selfRank, what,
-                context.peerRank, context.peerFailure->reason);
+  for (const PeerFailure* failure : {context.peerFailure, context.endFailure})
+    if (peerHasFailed(failure))
+      CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: %s", context.selfRank, what,
+                  context.peerRank, failure->reason);
   if (timedOut)
     CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: no progress in %.0f s (CHORUS_TIMEOUT)",
                 context.selfRank, what, context.peerRank, context.timeoutSeconds);

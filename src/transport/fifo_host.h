@@ -49,9 +49,11 @@ struct WaitContext {
   int notifyFd = -1;
   // The network connection behind this FIFO, when there is one (null: none).
   const LinkFailure* link = nullptr;
-  // What the peer publishes when its communicator fails (same host, where
-  // the ranks share an arena; null: none).
+  // What the peer publishes when its communicator fails: in its arena slot
+  // (same host, where the ranks share an arena) and in its end of this FIFO
+  // (shared memory); null: none.
   const PeerFailure* peerFailure = nullptr;
+  const PeerFailure* endFailure = nullptr;
   // Polls before the first yield, then yields before sleeping: few by
   // default; more where waits are expected to be short, so that a wait ends
   // without a futex wake-up (several microseconds on a VM). Yielding, not

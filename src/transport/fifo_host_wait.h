@@ -44,7 +44,9 @@ ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& co
   for (;;) {
     uint32_t seen = __atomic_load_n(word, __ATOMIC_ACQUIRE);
     __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);  // pairs with wakeSleepers' fence
-    if (!ready()) futexSleep(word, seen, 100);
+    // A peer's failure does not change `word`: look for it before sleeping,
+    // or a wake-up that came before the sleep would be lost for 100 ms.
+    if (!ready() && !otherEndLost(context)) futexSleep(word, seen, 100);
     __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
     if (ready()) return ncclSuccess;
     // A peer publishes what it does before it fails, aborts or exits: what

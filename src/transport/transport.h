@@ -39,6 +39,7 @@ struct ConnectionPeer {
   const std::atomic<bool>* abort;
   double timeoutSeconds;
   Bootstrap* bootstrap;  // for transports that need more than one exchange
+  const PeerFailure* peerFailure;  // the peer's arena slot (same host), or null
 };
 
 // A connection end; transports derive to own their resources (mappings,

@@ -414,6 +414,79 @@ TEST(FailedPeers, AFirstSendToAnAbortedRankEndsAtOnce) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// A rank that fails in the middle of a connection setup (rank 1's Sends to
+// rank 0 and to rank 2, which has aborted) has handed rank 0 its half but
+// registered nothing it could mark: rank 0's Recv from it ends at once all
+// the same, since its wait also watches rank 1's arena slot.
+TEST(FailedPeers, ARankThatFailsInAConnectionSetupEndsItsOtherPeersWaitsAtOnce) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, 3, ctx.id, ctx.rank), "init")) return;
+    std::vector<float> data(200, 1.0f);
+    if (ctx.rank == 2) {
+      ncclCommAbort(comm);
+      usleep(3000000);  // alive: the others learn of the abort, not of an exit
+      return;
+    }
+    usleep(300000);  // rank 2 has aborted
+    const auto start = std::chrono::steady_clock::now();
+    if (ctx.rank == 1) {
+      ncclGroupStart();
+      ncclSend(data.data(), 200, ncclFloat, 0, comm, nullptr);
+      ncclSend(data.data(), 200, ncclFloat, 2, comm, nullptr);
+      ncclResult_t r = ncclGroupEnd();
+      ctx.check(r == ncclRemoteError, std::string("rank 1's sends: ") + ncclGetErrorString(r));
+      usleep(2500000);  // failed, but neither aborts nor exits while rank 0 finds out
+      ncclCommDestroy(comm);
+      return;
+    }
+    ncclResult_t r = ncclRecv(data.data(), 200, ncclFloat, 1, comm, nullptr);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ctx.check(r == ncclRemoteError, std::string("the recv returned ") + ncclGetErrorString(r));
+    ctx.check(lastErrorHas("rank 1: its communicator failed (ncclRemoteError)"), ncclGetLastError(comm));
+    ctx.check(seconds < 2.0, "the recv took " + std::to_string(seconds) + " s");
+    ncclCommDestroy(comm);
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// ncclCommAbort ends a first Send that waits for its peer's half of the
+// connection setup (on a non-blocking communicator, in the background).
+TEST(FailedPeers, AbortEndsAFirstSendThatWaitsForItsPeer) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    ncclComm_t comm = nullptr;
+    ncclResult_t r = ncclCommInitRankConfig(&comm, 2, ctx.id, ctx.rank, &config);
+    ncclResult_t state = r;
+    while (state == ncclInProgress) {
+      usleep(1000);
+      ncclCommGetAsyncError(comm, &state);
+    }
+    if (!ctx.checkNccl(state, "init")) return;
+    if (ctx.rank == 1) {  // posts nothing
+      usleep(3000000);
+      ncclCommAbort(comm);
+      return;
+    }
+    std::vector<float> data(200, 1.0f);
+    r = ncclSend(data.data(), 200, ncclFloat, 1, comm, nullptr);
+    ctx.check(r == ncclSuccess || r == ncclInProgress, std::string("send: ") + ncclGetErrorString(r));
+    usleep(300000);  // the send waits for rank 1
+    const auto start = std::chrono::steady_clock::now();
+    ncclCommAbort(comm);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ctx.check(seconds < 2.0, "the abort took " + std::to_string(seconds) + " s");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 // Over sockets (here NCCL_SHM_DISABLE=1, as between hosts) there is no
 // arena: a rank whose operation failed shuts its connections down, and its
 // peers' waits on them end at once. Before, the sender waited until

@@ -111,7 +111,8 @@ class ShmTransport : public Transport {
     context.selfRank = peer.selfRank;
     context.peerRank = peer.peerRank;
     context.peerPid = peer.sameProcess ? 0 : peer.peerPid;
-    context.peerFailure = otherEnd;
+    context.peerFailure = peer.peerFailure;
+    context.endFailure = otherEnd;
     return context;
   }
 };

@@ -240,6 +240,7 @@ class SocketTransport : public Transport {
     context.peerPid = peer.sameHost && !peer.sameProcess ? peer.peerPid : 0;
     context.notifyFd = link.notifier->fd();
     context.link = &link.failure;
+    context.peerFailure = peer.peerFailure;
     return context;
   }
 
