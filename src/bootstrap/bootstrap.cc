@@ -153,12 +153,14 @@ ncclResult_t Bootstrap::acceptArrivals(Socket* ringPrev, Deadline until, int mil
   std::vector<pollfd> polled(arrivals_.size() + 1);
   polled[0] = pollfd{listener_.fd(), POLLIN, 0};
   for (size_t i = 0; i < arrivals_.size(); ++i) polled[i + 1] = pollfd{arrivals_[i].socket.fd(), POLLIN, 0};
-  const int wait = static_cast<int>(std::min<long long>(milliseconds, until.millisecondsLeft()));
+  const int wait = static_cast<int>(
+      std::max<long long>(0, std::min<long long>(milliseconds, until.millisecondsLeft())));
   const int ready = poll(polled.data(), polled.size(), wait);
   if (ready < 0 && errno != EINTR)
     CHORUS_FAIL(ncclSystemError, "poll on the bootstrap listener failed: %s", strerror(errno));
   if (progressed != nullptr) *progressed = ready > 0;
-  // In the order they came: messages of one peer and tag are taken in order.
+  // Filed in the order their hellos completed (bootstrap.h: one message of
+  // a peer and tag at a time).
   std::vector<Arrival> complete;
   size_t kept = 0;
   for (size_t i = 0; i < arrivals_.size(); ++i) {
@@ -172,12 +174,15 @@ ncclResult_t Bootstrap::acceptArrivals(Socket* ringPrev, Deadline until, int mil
     }
   }
   arrivals_.erase(arrivals_.begin() + static_cast<std::ptrdiff_t>(kept), arrivals_.end());
-  for (Arrival& a : complete) CHORUS_CHECK(file(a, ringPrev, until));
+  for (Arrival& a : complete) file(a, ringPrev, until);
   if ((polled[0].revents & POLLIN) != 0) {
     Socket conn;
-    CHORUS_CHECK(listener_.accept(&conn, until, abort_));
-    if (arrivals_.size() == kMaxArrivals) arrivals_.erase(arrivals_.begin());  // the oldest goes
-    arrivals_.push_back(Arrival{std::move(conn), Deadline::after(kHelloSeconds)});
+    bool accepted = false;
+    CHORUS_CHECK(listener_.acceptNow(&conn, &accepted));
+    if (accepted) {
+      if (arrivals_.size() == kMaxArrivals) arrivals_.erase(arrivals_.begin());  // the oldest goes
+      arrivals_.push_back(Arrival{std::move(conn), Deadline::after(kHelloSeconds)});
+    }
   }
   return ncclSuccess;
 }
@@ -197,24 +202,29 @@ bool Bootstrap::readHello(Arrival& a) const {
          header.length >= sizeof(PeerHello) && header.length <= kMaxPeerMessage + sizeof(PeerHello);
 }
 
-ncclResult_t Bootstrap::file(Arrival& a, Socket* ringPrev, Deadline until) {
+void Bootstrap::file(Arrival& a, Socket* ringPrev, Deadline until) {
   WireHeader header;
   PeerHello hello;
   memcpy(&header, a.bytes, sizeof(header));
   memcpy(&hello, a.bytes + sizeof(header), sizeof(hello));
-  if (hello.rank < 0 || hello.rank >= nranks_) return ncclSuccess;
+  if (hello.rank < 0 || hello.rank >= nranks_) return;
   if (header.type == static_cast<uint32_t>(WireType::Ring)) {
     if (ringPrev != nullptr && !ringPrev->valid() && hello.rank == (rank_ - 1 + nranks_) % nranks_)
       *ringPrev = std::move(a.socket);
     else
       WARN("rank %d: unexpected ring connection from rank %d; dropped", rank_, hello.rank);
-    return ncclSuccess;
+    return;
   }
-  // A rank of this communicator (it knows the magic) sends its message at once.
+  // A rank of this communicator (it knows the magic) sends its message at
+  // once; one that went before the end of it is dropped, and the wait for
+  // it ends as a wait for a lost peer does.
   Pending message{hello.rank, hello.tag, std::vector<char>(header.length - sizeof(hello))};
-  CHORUS_CHECK(a.socket.recvAll(message.data.data(), message.data.size(), until, abort_));
+  if (a.socket.recvAll(message.data.data(), message.data.size(), until, abort_) != ncclSuccess) {
+    WARN("rank %d: a bootstrap message from rank %d (tag %d) broke off: %s; dropped", rank_,
+         hello.rank, hello.tag, lastError().c_str());
+    return;
+  }
   pending_.push_back(std::move(message));
-  return ncclSuccess;
 }
 
 ncclResult_t Bootstrap::allGather(void* data, size_t bytesPerRank) {
@@ -281,16 +291,17 @@ ncclResult_t Bootstrap::recv(int peer, int tag, void* data, size_t size, const P
   std::lock_guard<std::mutex> lock(mutex_);
   Deadline until = deadline();
   const std::string what = "waiting for a bootstrap message from rank " + std::to_string(peer);
+  Deadline nextCheck = Deadline::after(kPeerCheckMs / 1000.0);
   for (;;) {
     bool found = false;
     CHORUS_CHECK(takePending(peer, tag, data, size, &found));
     if (found) return ncclSuccess;
-    bool progressed = false;
-    ncclResult_t r = acceptArrivals(nullptr, until, kPeerCheckMs, &progressed);
+    ncclResult_t r = acceptArrivals(nullptr, until, kPeerCheckMs, nullptr);
     if (r != ncclSuccess) return withContext(r, rank_, what.c_str());
-    if (!check || progressed) continue;
-    // Nothing came for a while: ask whether the peer is still there. A lost
-    // peer sent what it did send before it went: take that first.
+    if (!check || !nextCheck.expired()) continue;
+    nextCheck = Deadline::after(kPeerCheckMs / 1000.0);
+    // Is the peer still there? A lost peer sent what it did send before it
+    // went: take that first.
     const std::string lost = check();
     if (lost.empty()) continue;
     for (bool more = true; more;) {

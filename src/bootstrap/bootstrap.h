@@ -44,8 +44,8 @@ class Bootstrap {
   // contribution, the others are filled in.
   ncclResult_t allGather(void* data, size_t bytesPerRank);
   ncclResult_t barrier();
-  // Asked while a send or recv waits for its peer (when nothing came for
-  // kPeerCheckMs, and after each refused connection): a non-empty answer
+  // Asked while a send or recv waits for its peer (every kPeerCheckMs, and
+  // after each refused connection): a non-empty answer
   // says why the peer will never answer ("rank 3: its process ... has
   // exited"), and the wait ends with ncclRemoteError quoting it. Before a
   // recv gives up it still takes what the peer sent before it went.
@@ -53,6 +53,8 @@ class Bootstrap {
   static constexpr int kPeerCheckMs = 100;
 
   // Point-to-point messages; the receiver must expect exactly `size` bytes.
+  // One message of a peer and tag at a time: two in flight at once may be
+  // taken in either order.
   ncclResult_t send(int peer, int tag, const void* data, size_t size, const PeerCheck& check = {});
   ncclResult_t recv(int peer, int tag, void* data, size_t size, const PeerCheck& check = {});
 
@@ -82,8 +84,9 @@ class Bootstrap {
   ncclResult_t acceptArrivals(Socket* ringPrev, Deadline until, int milliseconds, bool* progressed);
   // Reads what `a` has sent so far: false once it is to be dropped.
   bool readHello(Arrival& a) const;
-  // Files one whole hello (and reads the message it announces).
-  ncclResult_t file(Arrival& a, Socket* ringPrev, Deadline until);
+  // Files one whole hello (and reads the message it announces; one that
+  // breaks off is dropped).
+  void file(Arrival& a, Socket* ringPrev, Deadline until);
   // Moves the pending message from `peer` with `tag` into `data`, if there is one.
   ncclResult_t takePending(int peer, int tag, void* data, size_t size, bool* found);
   Deadline deadline() const;

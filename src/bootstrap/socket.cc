@@ -163,22 +163,31 @@ bool Socket::readable(int milliseconds) const {
   return n > 0;
 }
 
+ncclResult_t Socket::acceptNow(Socket* out, bool* accepted) const {
+  *accepted = false;
+  SocketAddress from{};
+  socklen_t len = sizeof(from);
+  int fd = ::accept4(fd_, &from.sa, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+      return ncclSuccess;
+    CHORUS_FAIL(ncclSystemError, "accept on %s failed: %s", addressToString(peer_).c_str(),
+                strerror(errno));
+  }
+  setNoDelay(fd);
+  Socket sock(fd);
+  sock.peer_ = from;
+  *out = std::move(sock);
+  *accepted = true;
+  return ncclSuccess;
+}
+
 ncclResult_t Socket::accept(Socket* out, Deadline deadline, const std::atomic<bool>* abort) const {
   for (;;) {
     CHORUS_CHECK(waitFor(fd_, POLLIN, deadline, abort, "accept on", peer_));
-    SocketAddress from{};
-    socklen_t len = sizeof(from);
-    int fd = ::accept4(fd_, &from.sa, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd >= 0) {
-      setNoDelay(fd);
-      Socket sock(fd);
-      sock.peer_ = from;
-      *out = std::move(sock);
-      return ncclSuccess;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-      CHORUS_FAIL(ncclSystemError, "accept on %s failed: %s", addressToString(peer_).c_str(),
-                  strerror(errno));
+    bool accepted = false;
+    CHORUS_CHECK(acceptNow(out, &accepted));
+    if (accepted) return ncclSuccess;
   }
 }
 

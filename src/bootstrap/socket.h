@@ -40,6 +40,9 @@ class Socket {
                               const std::function<std::string()>& whyGone = {});
 
   ncclResult_t accept(Socket* out, Deadline deadline, const std::atomic<bool>* abort) const;
+  // Accepts a connection that is there now (`*accepted` false if there is
+  // none, or it went away); errors other than that fail.
+  ncclResult_t acceptNow(Socket* out, bool* accepted) const;
   ncclResult_t sendAll(const void* data, size_t size, Deadline deadline,
                        const std::atomic<bool>* abort);
   ncclResult_t recvAll(void* data, size_t size, Deadline deadline, const std::atomic<bool>* abort);

@@ -89,7 +89,8 @@ void drainSends(ncclComm* comm) {
     if (peer.send) sends.push_back(&peer.send->fifo);
   Deadline deadline = Deadline::after(comm->timeoutSeconds);
   for (const FifoSender* fifo : sends)
-    while (!fifo->drained() && !deadline.expired() && !comm->abortFlag.load())
+    while (!fifo->drained() && !fifo->otherEndLost() && !deadline.expired() &&
+           !comm->abortFlag.load())
       std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 

@@ -48,11 +48,14 @@ bool publishPeerFailure(PeerFailure* failure, ncclResult_t result, const char* r
   return true;
 }
 
-bool otherEndLost(const WaitContext& context) {
+bool otherEndFlagged(const WaitContext& context) {
   return (context.abort && context.abort->load(std::memory_order_relaxed)) ||
          (context.link && context.link->raised.load(std::memory_order_acquire)) ||
-         peerHasFailed(context.peerFailure) || peerHasFailed(context.endFailure) ||
-         peerProcessGone(context.peerPid);
+         peerHasFailed(context.peerFailure) || peerHasFailed(context.endFailure);
+}
+
+bool otherEndLost(const WaitContext& context) {
+  return otherEndFlagged(context) || peerProcessGone(context.peerPid);
 }
 
 ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut) {

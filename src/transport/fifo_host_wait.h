@@ -18,6 +18,9 @@ bool peerProcessGone(pid_t pid);
 // Whether what a wait waits for may never come: this communicator aborted,
 // the network link failed, or the peer failed, aborted or exited.
 bool otherEndLost(const WaitContext& context);
+// The same without probing the peer's process: only what is raised in
+// memory (a dead process wakes no one, so this suffices before a sleep).
+bool otherEndFlagged(const WaitContext& context);
 
 template <typename Ready>
 ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& context,
@@ -46,7 +49,7 @@ ncclResult_t waitUntil(uint32_t* word, uint32_t* sleepers, const WaitContext& co
     __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);  // pairs with wakeSleepers' fence
     // A peer's failure does not change `word`: look for it before sleeping,
     // or a wake-up that came before the sleep would be lost for 100 ms.
-    if (!ready() && !otherEndLost(context)) futexSleep(word, seen, 100);
+    if (!ready() && !otherEndFlagged(context)) futexSleep(word, seen, 100);
     __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
     if (ready()) return ncclSuccess;
     // A peer publishes what it does before it fails, aborts or exits: what

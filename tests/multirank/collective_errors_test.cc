@@ -21,6 +21,10 @@ using chorus::test::ScopedEnv;
 
 namespace {
 
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 class OneRankComm : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_EQ(ncclCommInitAll(&comm, 1, nullptr), ncclSuccess); }
@@ -283,8 +287,7 @@ TEST(FailedPeers, AnAbortedRankEndsItsPeersWaitsAtOnce) {
     } else {
       r = ncclAllReduce(in.data(), out.data(), 1000, ncclFloat, ncclSum, comm, nullptr);
     }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds = secondsSince(start);
     ctx.check(r == ncclRemoteError, std::string("returned ") + ncclGetErrorString(r));
     // Rank 2 hears it from rank 0, whose message quotes rank 1's.
     ctx.check(lastErrorHas("rank 1: its communicator was aborted (ncclCommAbort)"),
@@ -343,8 +346,7 @@ void nextCallOfThePeerFailsAtOnce(RankContext& ctx, const ncclUniqueId& id, Reje
   ctx.check(r == ncclSuccess, std::string("rank 0's first call: ") + ncclGetErrorString(r));
   const auto start = std::chrono::steady_clock::now();
   r = next(comm, data);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = secondsSince(start);
   ctx.check(r == ncclRemoteError, std::string("the next call returned ") + ncclGetErrorString(r));
   ctx.check(lastErrorHas(expected), ncclGetLastError(comm));
   ctx.check(seconds < 2.0, "the next call took " + std::to_string(seconds) + " s");
@@ -403,8 +405,7 @@ TEST(FailedPeers, AFirstSendToAnAbortedRankEndsAtOnce) {
     std::vector<float> data(200, 1.0f);
     const auto start = std::chrono::steady_clock::now();
     ncclResult_t r = firstSendToRank1(comm, data);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds = secondsSince(start);
     ctx.check(r == ncclRemoteError, std::string("the send returned ") + ncclGetErrorString(r));
     ctx.check(lastErrorHas("rank 1: its communicator was aborted (ncclCommAbort)"),
               ncclGetLastError(comm));
@@ -443,8 +444,7 @@ TEST(FailedPeers, ARankThatFailsInAConnectionSetupEndsItsOtherPeersWaitsAtOnce) 
       return;
     }
     ncclResult_t r = ncclRecv(data.data(), 200, ncclFloat, 1, comm, nullptr);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds = secondsSince(start);
     ctx.check(r == ncclRemoteError, std::string("the recv returned ") + ncclGetErrorString(r));
     ctx.check(lastErrorHas("rank 1: its communicator failed (ncclRemoteError)"), ncclGetLastError(comm));
     ctx.check(seconds < 2.0, "the recv took " + std::to_string(seconds) + " s");
@@ -480,9 +480,34 @@ TEST(FailedPeers, AbortEndsAFirstSendThatWaitsForItsPeer) {
     usleep(300000);  // the send waits for rank 1
     const auto start = std::chrono::steady_clock::now();
     ncclCommAbort(comm);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds = secondsSince(start);
     ctx.check(seconds < 2.0, "the abort took " + std::to_string(seconds) + " s");
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// ncclCommDestroy waits (bounded) until its receivers have taken what it
+// sent; a receiver that has exited never will: the destroy returns at once.
+// Before, it waited until CHORUS_TIMEOUT.
+TEST(FailedPeers, DestroyDoesNotWaitForAReceiverThatHasExited) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "60");
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    ncclComm_t comm = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&comm, 2, ctx.id, ctx.rank), "init")) return;
+    std::vector<float> data(100, 1.0f);
+    if (ctx.rank == 1) {
+      // Takes the first message only, then exits without a destroy.
+      ctx.checkNccl(ncclRecv(data.data(), 100, ncclFloat, 0, comm, nullptr), "recv");
+      return;
+    }
+    ctx.checkNccl(ncclSend(data.data(), 100, ncclFloat, 1, comm, nullptr), "first send");
+    ctx.checkNccl(ncclSend(data.data(), 100, ncclFloat, 1, comm, nullptr), "second send");
+    usleep(500000);  // rank 1 has exited
+    const auto start = std::chrono::steady_clock::now();
+    ncclCommDestroy(comm);
+    const double seconds = secondsSince(start);
+    ctx.check(seconds < 2.0, "the destroy took " + std::to_string(seconds) + " s");
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
@@ -527,7 +552,7 @@ TEST(FailedPeers, KillingOneRankMakesTheOthersReturnAnError) {
   for (const std::string& f : failures)
     if (f != "rank 2: died of signal 9") unexpected.push_back(f);
   EXPECT_TRUE(unexpected.empty()) << joinFailures(unexpected);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
+  EXPECT_LT(secondsSince(start), 30.0);
 }
 
 // A non-blocking communicator with many operations queued behind one that
@@ -567,7 +592,7 @@ TEST(FailedPeers, AbortDropsTheOperationsQueuedOnANonBlockingCommunicator) {
     ctx.check(state == ncclInProgress, std::string("with no peer, the queue is ") + ncclGetErrorString(state));
     const auto start = std::chrono::steady_clock::now();
     ctx.checkNccl(ncclCommAbort(comm), "ncclCommAbort");
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds = secondsSince(start);
     ctx.check(seconds < 5.0, "ncclCommAbort took " + std::to_string(seconds) + " s with " +
               std::to_string(kQueued) + " operations queued");
   });
@@ -605,7 +630,7 @@ TEST(MismatchedCalls, EveryRankReportsInvalidUsageAtOnce) {
     }
   }, options);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
+  EXPECT_LT(secondsSince(start), 20.0);
 }
 
 }  // namespace
