@@ -157,12 +157,6 @@ ncclResult_t Socket::connect(const SocketAddress& addr, Socket* out, Deadline de
   }
 }
 
-bool Socket::readable(int milliseconds) const {
-  pollfd pfd{fd_, POLLIN, 0};
-  int n = poll(&pfd, 1, milliseconds);
-  return n > 0;
-}
-
 ncclResult_t Socket::acceptNow(Socket* out, bool* accepted) const {
   *accepted = false;
   SocketAddress from{};

@@ -47,10 +47,6 @@ class Socket {
                        const std::atomic<bool>* abort);
   ncclResult_t recvAll(void* data, size_t size, Deadline deadline, const std::atomic<bool>* abort);
 
-  // Whether reading (or, on a listener, accepting) would not block, waiting
-  // at most `milliseconds`; no error is recorded.
-  bool readable(int milliseconds) const;
-
   bool valid() const { return fd_ >= 0; }
   int fd() const { return fd_; }
   const SocketAddress& peer() const { return peer_; }

@@ -41,14 +41,12 @@ ConnectionPeer describe(ncclComm* comm, int peer, int channel) {
 // answer: its communicator failed or was aborted (on this host the node
 // arena says so, when there is one), or its process has exited.
 Bootstrap::PeerCheck watchFor(const ncclComm* comm, int peer) {
-  const PeerFailure* failure = comm->arena ? &comm->arena->slot(peer).failure : nullptr;
-  const pid_t pid = probeablePid(comm->peers[peer], comm->peers[comm->rank]);
-  return [failure, pid, peer]() -> std::string {
-    const std::string who = "rank " + std::to_string(peer) + ": ";
-    if (peerHasFailed(failure)) return who + failure->reason;
-    if (peerProcessGone(pid))
-      return who + "its process (pid " + std::to_string(static_cast<int>(pid)) + ") has exited";
-    return {};
+  WaitContext context;
+  context.peerPid = probeablePid(comm->peers[peer], comm->peers[comm->rank]);
+  context.peerFailure = comm->arena ? &comm->arena->slot(peer).failure : nullptr;
+  return [context, peer]() -> std::string {
+    const std::string reason = peerLossReason(context);
+    return reason.empty() ? reason : "rank " + std::to_string(peer) + ": " + reason;
   };
 }
 

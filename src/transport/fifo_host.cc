@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <string>
 #include <cstdio>
 
 #include "common/result.h"
@@ -58,6 +59,14 @@ bool otherEndLost(const WaitContext& context) {
   return otherEndFlagged(context) || peerProcessGone(context.peerPid);
 }
 
+std::string peerLossReason(const WaitContext& context) {
+  for (const PeerFailure* failure : {context.peerFailure, context.endFailure})
+    if (peerHasFailed(failure)) return failure->reason;
+  if (peerProcessGone(context.peerPid))
+    return "its process (pid " + std::to_string(static_cast<int>(context.peerPid)) + ") has exited";
+  return {};
+}
+
 ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut) {
   if (context.abort && context.abort->load())
     CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: communicator aborted", context.selfRank,
@@ -66,15 +75,12 @@ ncclResult_t waitFailure(const WaitContext& context, const char* what, bool time
   if (context.link && context.link->raised.load(std::memory_order_acquire))
     CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: %s", context.selfRank, what,
                 context.peerRank, context.link->reason);
-  for (const PeerFailure* failure : {context.peerFailure, context.endFailure})
-    if (peerHasFailed(failure))
-      CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: %s", context.selfRank, what,
-                  context.peerRank, failure->reason);
-  if (timedOut)
-    CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: no progress in %.0f s (CHORUS_TIMEOUT)",
-                context.selfRank, what, context.peerRank, context.timeoutSeconds);
-  CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: its process (pid %d) has exited",
-              context.selfRank, what, context.peerRank, static_cast<int>(context.peerPid));
+  const std::string reason = peerLossReason(context);
+  if (!reason.empty() || !timedOut)
+    CHORUS_FAIL(ncclRemoteError, "rank %d: %s rank %d: %s", context.selfRank, what,
+                context.peerRank, reason.empty() ? "lost" : reason.c_str());
+  CHORUS_FAIL(ncclSystemError, "rank %d: %s rank %d: no progress in %.0f s (CHORUS_TIMEOUT)",
+              context.selfRank, what, context.peerRank, context.timeoutSeconds);
 }
 
 ncclResult_t FifoSender::acquire(char** slot) {

@@ -3,6 +3,8 @@
 
 #include <sched.h>
 
+#include <string>
+
 #include "common/cpu_hints.h"
 #include "common/deadline.h"
 
@@ -14,6 +16,9 @@ void futexSleep(uint32_t* word, uint32_t seen, int ms);
 void futexWakeAll(uint32_t* word);
 // A waited-for peer's failure, as an error with a message.
 ncclResult_t waitFailure(const WaitContext& context, const char* what, bool timedOut);
+// Why the peer of `context` will not take part again (its published
+// failure, or "its process (pid N) has exited"); empty while it still may.
+std::string peerLossReason(const WaitContext& context);
 bool peerProcessGone(pid_t pid);
 // Whether what a wait waits for may never come: this communicator aborted,
 // the network link failed, or the peer failed, aborted or exited.

@@ -25,6 +25,19 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Runs `call` (named `what` in failures), which waits for a lost peer: it
+// must end within 2 s with ncclRemoteError, its message holding `expected`.
+template <typename Call>
+void failsAtOnce(RankContext& ctx, ncclComm_t comm, const char* what, const char* expected,
+                 Call call) {
+  const auto start = std::chrono::steady_clock::now();
+  const ncclResult_t r = call();
+  const double seconds = secondsSince(start);
+  ctx.check(r == ncclRemoteError, std::string(what) + " returned " + ncclGetErrorString(r));
+  ctx.check(lastErrorHas(expected), ncclGetLastError(comm));
+  ctx.check(seconds < 2.0, std::string(what) + " took " + std::to_string(seconds) + " s");
+}
+
 class OneRankComm : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_EQ(ncclCommInitAll(&comm, 1, nullptr), ncclSuccess); }
@@ -344,12 +357,7 @@ void nextCallOfThePeerFailsAtOnce(RankContext& ctx, const ncclUniqueId& id, Reje
     return;
   }
   ctx.check(r == ncclSuccess, std::string("rank 0's first call: ") + ncclGetErrorString(r));
-  const auto start = std::chrono::steady_clock::now();
-  r = next(comm, data);
-  const double seconds = secondsSince(start);
-  ctx.check(r == ncclRemoteError, std::string("the next call returned ") + ncclGetErrorString(r));
-  ctx.check(lastErrorHas(expected), ncclGetLastError(comm));
-  ctx.check(seconds < 2.0, "the next call took " + std::to_string(seconds) + " s");
+  failsAtOnce(ctx, comm, "the next call", expected, [&] { return next(comm, data); });
   ncclCommDestroy(comm);
 }
 
@@ -403,13 +411,8 @@ TEST(FailedPeers, AFirstSendToAnAbortedRankEndsAtOnce) {
     }
     usleep(200000);  // rank 1 has aborted: its listener is closed
     std::vector<float> data(200, 1.0f);
-    const auto start = std::chrono::steady_clock::now();
-    ncclResult_t r = firstSendToRank1(comm, data);
-    const double seconds = secondsSince(start);
-    ctx.check(r == ncclRemoteError, std::string("the send returned ") + ncclGetErrorString(r));
-    ctx.check(lastErrorHas("rank 1: its communicator was aborted (ncclCommAbort)"),
-              ncclGetLastError(comm));
-    ctx.check(seconds < 2.0, "the send took " + std::to_string(seconds) + " s");
+    failsAtOnce(ctx, comm, "the send", "rank 1: its communicator was aborted (ncclCommAbort)",
+                [&] { return firstSendToRank1(comm, data); });
     ncclCommAbort(comm);
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
@@ -432,7 +435,6 @@ TEST(FailedPeers, ARankThatFailsInAConnectionSetupEndsItsOtherPeersWaitsAtOnce) 
       return;
     }
     usleep(300000);  // rank 2 has aborted
-    const auto start = std::chrono::steady_clock::now();
     if (ctx.rank == 1) {
       ncclGroupStart();
       ncclSend(data.data(), 200, ncclFloat, 0, comm, nullptr);
@@ -443,11 +445,8 @@ TEST(FailedPeers, ARankThatFailsInAConnectionSetupEndsItsOtherPeersWaitsAtOnce) 
       ncclCommDestroy(comm);
       return;
     }
-    ncclResult_t r = ncclRecv(data.data(), 200, ncclFloat, 1, comm, nullptr);
-    const double seconds = secondsSince(start);
-    ctx.check(r == ncclRemoteError, std::string("the recv returned ") + ncclGetErrorString(r));
-    ctx.check(lastErrorHas("rank 1: its communicator failed (ncclRemoteError)"), ncclGetLastError(comm));
-    ctx.check(seconds < 2.0, "the recv took " + std::to_string(seconds) + " s");
+    failsAtOnce(ctx, comm, "the recv", "rank 1: its communicator failed (ncclRemoteError)",
+                [&] { return ncclRecv(data.data(), 200, ncclFloat, 1, comm, nullptr); });
     ncclCommDestroy(comm);
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
