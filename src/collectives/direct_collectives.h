@@ -95,9 +95,35 @@ ncclResult_t directReduceScatter(Prims& prims, int rank, int nranks, size_t coun
   return prims.finish();
 }
 
-// Every rank copies the root's input.
+// Every rank copies the root's input. Where ranks reach each other's
+// buffers in place and the root broadcasts in place, it would stay idle
+// while its readers copy: it writes block r of n into reader r's output
+// instead, and each reader reads the other blocks, so every rank copies
+// (n-1)/n of the message (2 processes through the kernel, against readers
+// copying it all: 1 MiB 128 -> 41 us; 2 threads, 2 MiB 178 -> 57 us). Out
+// of place, the root's own copy is as long as a reader's: it writes
+// nothing (2 processes, 2 MiB: 188 against 356 us).
 template <typename Prims>
-ncclResult_t directBroadcast(Prims& prims, int rank, int root, size_t count) {
+ncclResult_t directBroadcast(Prims& prims, int rank, int nranks, int root, size_t count,
+                             size_t align) {
+  if (prims.sharesBuffers()) {
+    const bool rootWrites = rank == root ? prims.inPlaceAt(root) : false;
+    CHORUS_PRIM(prims.exchange({0, count, 1, 0}, true,
+                               rank != root ? root : rootWrites ? Prims::kAllPeers : Prims::kNoPeer));
+    // Readers learn from the root's record whether it is in place.
+    if (!prims.inPlaceAt(root)) {
+      CHORUS_PRIM(prims.copyFrom(root, Prims::Side::Input, 0, 0, count));
+      return prims.finish();
+    }
+    for (int b = 0; b < nranks; ++b) {
+      const ChannelSlice block = channelSlice(count, nranks, b, align);
+      if (rank == root && b != root)
+        CHORUS_PRIM(prims.copyTo(b, block.offset, block.offset, block.count));
+      else if (rank != root && b != rank)
+        CHORUS_PRIM(prims.copyFrom(root, Prims::Side::Input, block.offset, block.offset, block.count));
+    }
+    return prims.finish();
+  }
   CHORUS_PRIM(forEachRound(count, prims.roundElems(1, true), [&](size_t base, size_t m) {
     CHORUS_PRIM(prims.exchange({base, m, 1, 0}, rank == root, rank == root ? Prims::kNoPeer : root));
     return prims.copyFrom(root, Prims::Side::Input, base, base, m);

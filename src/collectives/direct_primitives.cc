@@ -37,13 +37,14 @@ static_assert(kArenaMeetingSlotBytes <= kArenaSlotBytes, "a part of the slot");
 
 }  // namespace
 
-DirectPrims::DirectPrims(DirectState* state, int rank, int nranks, bool staged,
-                                 const DirectOpShape& shape, const void* input, void* output,
-                                 const RedOpArgs& op)
+DirectPrims::DirectPrims(DirectState* state, int rank, int nranks, DirectMode mode,
+                         const DirectOpShape& shape, const void* input, void* output,
+                         const RedOpArgs& op)
     : state_(state),
       rank_(rank),
       nranks_(nranks),
-      shared_(!staged && state->allInThisProcess),
+      shared_(mode != DirectMode::Staged),
+      crossMemory_(mode == DirectMode::CrossMemory),
       shape_(shape),
       input_(static_cast<const char*>(input)),
       output_(static_cast<char*>(output)),
@@ -319,6 +320,9 @@ RedOpArgs DirectPrims::opOf(int r) const {
 }
 
 ncclResult_t DirectPrims::reduce(size_t src, size_t dst, size_t n, bool publish) {
+  if (crossMemory_)
+    CHORUS_FAIL(ncclInternalError, "rank %d: a reduction cannot read peers' buffers through the "
+                "kernel", rank_);
   char* accumulator = state_->scratch;
   const size_t chunk = std::max<size_t>(1, state_->chunkBytes / elemSize_);
   // Without a pre-operation the first two inputs combine in one pass.
@@ -354,8 +358,31 @@ ncclResult_t DirectPrims::copyFrom(int peer, Side side, size_t src, size_t dst, 
   if (n == 0) return ncclSuccess;
   const char* from = dataOf(peer, side, src);
   char* to = out(dst);
+  // An address in another process may equal one of ours (processes forked
+  // from one parent allocate alike): it is always read.
+  if (crossMemory_ && peer != rank_ && state_->processOf[peer] != 0)
+    return readProcess(state_->processOf[peer], peer, to, reinterpret_cast<uint64_t>(from),
+                       n * elemSize_);
   if (from == to) return ncclSuccess;
   return state_->mover->copy(to, from, n * elemSize_);
+}
+
+ncclResult_t DirectPrims::copyTo(int peer, size_t src, size_t dst, size_t n) {
+  if (!shared_)
+    CHORUS_FAIL(ncclInternalError, "rank %d: copyTo needs peers' buffers in place", rank_);
+  if (n == 0) return ncclSuccess;
+  const char* from = input_ + src * elemSize_;
+  const uint64_t to = lineOf(peer).buffers.output + dst * elemSize_;
+  if (crossMemory_ && peer != rank_ && state_->processOf[peer] != 0)
+    return writeProcess(state_->processOf[peer], peer, to, from, n * elemSize_);
+  if (reinterpret_cast<const char*>(to) == from) return ncclSuccess;
+  return state_->mover->copy(reinterpret_cast<char*>(to), from, n * elemSize_);
+}
+
+bool DirectPrims::inPlaceAt(int r) const {
+  if (r == rank_) return input_ == output_;
+  const ArenaOpLine& line = lineOf(r);
+  return line.buffers.input == line.buffers.output;
 }
 
 ncclResult_t DirectPrims::barrier() { return arriveAndWait("waiting in an operation for"); }

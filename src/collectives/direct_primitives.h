@@ -4,7 +4,7 @@
 // copy and reduction goes through the communicator's DataMover, and the
 // primitives settle it before each meeting and at the end of an operation.
 //
-// Two modes:
+// Three modes (DirectMode):
 //   Staged  (ranks in several processes) an operation runs in rounds; in
 //           each, every rank copies a piece of its input into its staging
 //           area (in the arena, or in device memory for CUDA buffers; or in
@@ -16,6 +16,10 @@
 //           publish their buffer addresses and read each other's buffers
 //           directly; one round, and a last meeting so that buffers outlive
 //           their readers.
+//   CrossMemory  (host ranks in several processes, where every rank may
+//           read every peer's memory; collectives that only copy) as
+//           Shared, but a peer's buffer is read through the kernel
+//           (transport/shm/cross_memory.h): one copy instead of two.
 // In Staged mode a rank may also lend its input and output to its peers
 // (shareBuffers: registered device memory that peers map, see
 // RegisteredBuffers): it stages nothing from a lent side and its peers
@@ -32,6 +36,7 @@
 #include "collectives/reduce_ops.h"
 #include "nccl.h"
 #include "transport/fifo_host.h"
+#include "transport/shm/cross_memory.h"
 #include "transport/shm/node_arena.h"
 
 namespace chorus {
@@ -80,7 +85,13 @@ struct DirectState {
   bool readersStepBack = false;
   uint32_t readingStreak = 0;  // one-way rounds in a row this rank only read
   uint32_t stepBackRest = 0;   // rounds that skip stepping back after one timed out
+  // CrossMemory mode: per rank, the process its buffers are read from (0:
+  // this one, where they are read directly); empty where the mode is off.
+  std::vector<pid_t> processOf;
+  size_t cmaBytes = 0;  // the smallest output per rank that uses it
 };
+
+enum class DirectMode { Staged, Shared, CrossMemory };
 
 // What every rank must agree on for one operation (checked at each meeting).
 struct DirectOpShape {
@@ -116,11 +127,12 @@ class DirectPrims {
  public:
   enum class Side { Input, Output };
 
-  // `staged` picks Staged mode; it is required unless every rank is in this
-  // process (and chosen there too for one-shot operations, which read all
-  // inputs while ranks already write their outputs).
-  DirectPrims(DirectState* state, int rank, int nranks, bool staged, const DirectOpShape& shape,
-                  const void* input, void* output, const RedOpArgs& op);
+  // Staged mode is required unless every rank is in this process (or may
+  // read its peers' processes), and for one-shot operations, which read all
+  // inputs while ranks already write their outputs. CrossMemory mode only
+  // copies: it has no reduce().
+  DirectPrims(DirectState* state, int rank, int nranks, DirectMode mode, const DirectOpShape& shape,
+              const void* input, void* output, const RedOpArgs& op);
 
   // Elements per rank and piece that one round may stage (everything in
   // Shared mode). `oneWay`: a round in which only one side publishes and
@@ -153,6 +165,15 @@ class DirectPrims {
   // A peer's input (as staged) or output (as published) [src..src+n) ->
   // output[dst..]; src counts in input elements of this round.
   ncclResult_t copyFrom(int peer, Side side, size_t src, size_t dst, size_t n);
+  // Shared and CrossMemory modes: this rank's input [src..src+n) -> peer's
+  // output [dst..]; the peer must be among those this round read from.
+  ncclResult_t copyTo(int peer, size_t src, size_t dst, size_t n);
+  // Whether peers' buffers are read (and written) in place: Shared and
+  // CrossMemory modes, which run an operation in one round.
+  bool sharesBuffers() const { return shared_; }
+  // Shared and CrossMemory modes: whether rank r's input is its output
+  // (for a peer: from its record, once this round read from it).
+  bool inPlaceAt(int r) const;
   // Waits until every rank has reached this point.
   ncclResult_t barrier();
   // Ends the operation: settles the mover; in Shared mode, and with staging
@@ -193,7 +214,8 @@ class DirectPrims {
 
   DirectState* state_;
   int rank_, nranks_;
-  bool shared_;
+  bool shared_;       // peers publish buffer addresses (Shared and CrossMemory)
+  bool crossMemory_;  // ...in other processes, read through the kernel
   DirectOpShape shape_;
   const char* input_;
   char* output_;

@@ -51,6 +51,15 @@ const Setting kSettings[] = {
      "rank has a core of its own, and always for Broadcast and Reduce (smaller rounds pipeline "
      "better); an AllGather round, in which each rank reads every rank's piece, reads at most "
      "this much per rank."},
+    {"CHORUS_CMA", "auto",
+     "Direct algorithms between processes: AllGather and Broadcast of at least CHORUS_CMA_BYTES "
+     "per rank read (and write) peers' buffers in place through the kernel (process_vm_readv, "
+     "cross-memory attach: one copy) instead of through staging (two), where every rank may "
+     "reach every peer's memory (same user, ptrace allowed, same pid namespace). auto: when "
+     "every rank has a core of its own (with fewer cores, staged rounds pipeline better); 1: "
+     "always; 0: never."},
+    {"CHORUS_CMA_BYTES", "32768",
+     "The smallest AllGather or Broadcast output per rank, in bytes, that CHORUS_CMA applies to."},
     // Devices
     {"CHORUS_DEVICE", "auto",
      "auto: bind a communicator to the current CUDA device when one is usable, else to the host; "

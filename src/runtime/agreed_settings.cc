@@ -12,6 +12,7 @@
 #include "runtime/comm.h"
 #include "runtime/device_direct.h"
 #include "runtime/device_registrations.h"
+#include "transport/shm/cross_memory.h"
 #include "transport/fifo.h"
 
 namespace chorus {
@@ -34,6 +35,24 @@ ncclResult_t readInRange(const char* name, int64_t low, int64_t high, int64_t* o
                 static_cast<long long>(*out), static_cast<long long>(low),
                 static_cast<long long>(high));
   return ncclSuccess;
+}
+
+// Whether this rank can read the memory of every peer in another process
+// (all on this host): the kernel must let it, and the pid must name the
+// peer here (the same pid namespace).
+bool canReadEveryPeer(const ncclComm* comm) {
+  const PeerInfo& self = comm->peers[comm->rank];
+  for (const PeerInfo& peer : comm->peers) {
+    if (sameProcess(peer, self)) continue;
+    const pid_t pid = probeablePid(peer, self);
+    std::string why = "its pid is in another pid namespace";
+    if (pid == 0 || !canReadProcess(pid, peer.crossMemoryProbe, &why)) {
+      INFO(kLogInit, "rank %d cannot read rank %d's memory (%s): AllGather and Broadcast go "
+           "through staging", comm->rank, peer.rank, why.c_str());
+      return false;
+    }
+  }
+  return true;
 }
 
 // This rank's settings, checked; the first invalid one is the error.
@@ -64,6 +83,17 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   out->oneShotBytes = static_cast<size_t>(oneShot);
   out->stageBytes = static_cast<size_t>(out->device ? deviceStage : stage);
   out->coreEach = comm->nranks <= usableCpus();
+  const std::string cma = settingString("CHORUS_CMA");
+  if (cma != "auto" && cma != "0" && cma != "1")
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA=%s: must be auto, 0 or 1", cma.c_str());
+  out->cma = cma == "auto" ? kCmaAuto : cma == "1" ? kCmaOn : kCmaOff;
+  const int64_t cmaBytes = settingInt("CHORUS_CMA_BYTES");
+  if (cmaBytes < 0)
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_BYTES=%lld: must not be negative",
+                static_cast<long long>(cmaBytes));
+  out->cmaBytes = static_cast<size_t>(cmaBytes);
+  out->crossMemory = out->direct && !out->device && out->cma != kCmaOff &&
+                     !everyRankWithUs(comm, true) && canReadEveryPeer(comm);
   return ncclSuccess;
 }
 
@@ -73,13 +103,14 @@ struct SettingsRecord {
   int64_t valid;
   int64_t slotSize, shmDisabled, nChannels;
   int64_t direct, device, p2p, lendRegistered, oneShotBytes, stageBytes, coreEach;
+  int64_t cma, cmaBytes, crossMemory;
 };
 
 SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
   return SettingsRecord{valid, static_cast<int64_t>(s.slotSize), s.shmDisabled, s.nChannels,
                         s.direct, s.device, s.p2p, s.lendRegistered,
                         static_cast<int64_t>(s.oneShotBytes), static_cast<int64_t>(s.stageBytes),
-                        s.coreEach};
+                        s.coreEach, s.cma, static_cast<int64_t>(s.cmaBytes), s.crossMemory};
 }
 
 // Which peers a setting must match.
@@ -107,6 +138,8 @@ const Field kSameOnEveryRank[] = {
     {&SettingsRecord::p2p, "GPU memory mapped between ranks (NCCL_P2P_DISABLE)", Among::Direct},
     {&SettingsRecord::oneShotBytes, "CHORUS_ONESHOT_BYTES", Among::Direct},
     {&SettingsRecord::stageBytes, "CHORUS_STAGE_BYTES (CHORUS_DEVICE_STAGE_BYTES on GPUs)", Among::Direct},
+    {&SettingsRecord::cma, "CHORUS_CMA (2: auto)", Among::Direct},
+    {&SettingsRecord::cmaBytes, "CHORUS_CMA_BYTES", Among::Direct},
 };
 
 bool mustMatch(const Field& field, const ncclComm* comm, int peer, bool direct) {
@@ -145,9 +178,11 @@ ncclResult_t agreeOnSettings(ncclComm* comm, AgreedSettings* out) {
     }
     // Not errors: a rank without a core of its own makes every rank pace
     // its waits for shared cores; a rank that lends nothing (it maps no
-    // peer's registrations either) makes lending pointless for all.
+    // peer's registrations either) makes lending pointless for all; a rank
+    // that cannot read a peer's memory needs every rank to stage.
     out->coreEach = out->coreEach && peer.coreEach != 0;
     out->lendRegistered = out->lendRegistered && peer.lendRegistered != 0;
+    out->crossMemory = out->crossMemory && peer.crossMemory != 0;
   }
   return ncclSuccess;
 }

@@ -8,9 +8,10 @@
 // read once, before any connection opens, and all fail alike when it
 // differs: ncclInvalidUsage naming the setting and both values. A rank whose
 // own settings are invalid fails with its own error (with one rank too),
-// and its peers learn which rank it was instead of waiting for it. Two
-// choices are combined instead of compared: a core per rank and lending of
-// registered buffers hold only where they hold on every rank.
+// and its peers learn which rank it was instead of waiting for it. Three
+// choices are combined instead of compared: a core per rank, lending of
+// registered buffers and reading peers' memory through the kernel hold
+// only where they hold on every rank.
 //
 // The ring kernel on devices agrees on its own settings when it is created
 // (runtime/device_ring.cc).
@@ -23,6 +24,8 @@
 struct ncclComm;
 
 namespace chorus {
+
+enum { kCmaOff = 0, kCmaOn = 1, kCmaAuto = 2 };
 
 struct AgreedSettings {
   // Every communicator.
@@ -40,6 +43,11 @@ struct AgreedSettings {
   size_t stageBytes = 0;      // CHORUS_STAGE_BYTES, or CHORUS_DEVICE_STAGE_BYTES on devices
   bool coreEach = false;      // a core per rank: follows each process's affinity, true only
                               // when true on every rank (a difference is no error)
+  int cma = 0;                // CHORUS_CMA: kCmaAuto, kCmaOn or kCmaOff
+  size_t cmaBytes = 0;        // CHORUS_CMA_BYTES
+  bool crossMemory = false;   // host ranks in several processes, CHORUS_CMA not 0, and every
+                              // rank can reach every peer's process (transport/shm/cross_memory.h):
+                              // true only when true on every rank (a difference is no error)
 };
 
 // Reads this rank's settings, checks them, and (with more than one rank)

@@ -34,6 +34,8 @@ struct PeerInfo {
   int64_t pid;
   uint64_t pidNamespace;  // where `pid` means this process
   uint64_t processToken;  // tells processes apart (pids may repeat across namespaces)
+  uint64_t crossMemoryProbe;  // where peers read to learn whether they can read this process
+                              // (transport/shm/cross_memory.h)
 };
 
 inline bool sameProcess(const PeerInfo& a, const PeerInfo& b) {

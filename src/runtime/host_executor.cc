@@ -38,16 +38,30 @@ static_assert(static_cast<int>(OpKind::AllReduce) == static_cast<int>(RingCollec
                       static_cast<int>(RingCollective::ReduceScatter),
               "the ring names collectives as OpKind does");
 
+// How the direct primitives reach peers' data for `op`. Every rank decides
+// alike: the inputs are arguments all ranks share (each rank's meeting
+// record checks them before any data is read) and agreed settings.
+DirectMode directModeFor(const ncclComm* comm, const Op& op, bool oneShot) {
+  const DirectState& state = comm->direct;
+  if (oneShot) return DirectMode::Staged;
+  if (state.allInThisProcess) return DirectMode::Shared;
+  const bool copiesOnly = op.kind == OpKind::AllGather || op.kind == OpKind::Broadcast;
+  if (!state.processOf.empty() && copiesOnly &&
+      op.count * elementSize(op.type) * (op.kind == OpKind::AllGather ? comm->nranks : 1) >=
+          state.cmaBytes)
+    return DirectMode::CrossMemory;
+  return DirectMode::Staged;
+}
+
 // Ranks of one host read each other's data directly (direct_collectives.h);
 // the ring is for communicators that span hosts or may not share memory.
 ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   const int rank = comm->rank, nranks = comm->nranks;
-  // Every rank decides alike: the inputs are arguments all ranks share.
   const bool oneShot =
       op.kind == OpKind::AllReduce && op.count * elementSize(op.type) <= comm->oneShotBytes;
   const DirectOpShape shape{static_cast<int>(op.kind), op.count, op.type, op.root, op.redop.kind};
-  DirectPrims prims(&comm->direct, rank, nranks, oneShot || !comm->direct.allInThisProcess,
-                        shape, op.sendbuff, op.recvbuff, op.redop);
+  DirectPrims prims(&comm->direct, rank, nranks, directModeFor(comm, op, oneShot), shape,
+                    op.sendbuff, op.recvbuff, op.redop);
   // One-shot AllReduce reads every input while ranks write their outputs:
   // its inputs must be copies.
   if (RegisteredBuffers* registered = comm->direct.registered; registered != nullptr && !oneShot) {
@@ -60,7 +74,8 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
       return directAllReduce(prims, rank, nranks, op.count, ringSliceAlign(elementSize(op.type)), oneShot);
     case OpKind::AllGather: return directAllGather(prims, rank, nranks, op.count);
     case OpKind::ReduceScatter: return directReduceScatter(prims, rank, nranks, op.count);
-    case OpKind::Broadcast: return directBroadcast(prims, rank, op.root, op.count);
+    case OpKind::Broadcast:
+      return directBroadcast(prims, rank, nranks, op.root, op.count, ringSliceAlign(elementSize(op.type)));
     case OpKind::Reduce: return directReduce(prims, rank, op.root, op.count);
     default: CHORUS_FAIL(ncclInternalError, "%s is not a collective", opName(op.kind));
   }

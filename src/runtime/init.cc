@@ -17,6 +17,7 @@
 #include "runtime/device_queue.h"
 #include "runtime/group.h"
 #include "topology/host_identity.h"
+#include "transport/shm/cross_memory.h"
 
 namespace chorus {
 namespace {
@@ -62,7 +63,7 @@ ncclResult_t bringUpComm(ncclComm* comm, const InitRequest& request) {
   comm->peers.assign(comm->nranks, PeerInfo{});
   comm->peers[comm->rank] =
       PeerInfo{comm->rank, comm->cudaDev, hostIdentity(), static_cast<int64_t>(getpid()),
-               pidNamespace(), processToken()};
+               pidNamespace(), processToken(), crossMemoryProbeAddress()};
   CHORUS_CHECK(comm->bootstrap->allGather(comm->peers.data(), sizeof(PeerInfo)));
   // The magic only: NCCL_COMM_ID lets ranks spell the root's address apart.
   comm->commHash = hashBytes(&request.roots[0].magic, sizeof(request.roots[0].magic));

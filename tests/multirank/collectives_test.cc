@@ -4,6 +4,7 @@
 // several channels, shared memory and sockets.
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -12,6 +13,8 @@
 
 #include "harness/collective_check.h"
 #include "harness/ranks.h"
+#include "runtime/comm.h"
+#include "transport/shm/cross_memory.h"
 #include "transport/shm/node_arena.h"
 
 using namespace chorus::test;
@@ -197,14 +200,61 @@ TEST(CollectivesDirect, SplitAllReduceForEverySizeOnThreads) {
 }
 
 // A staging area of 4 KiB: hundreds of rounds per large operation, pieces
-// that do not divide the message, and both parities reused many times.
+// that do not divide the message, and both parities reused many times
+// (AllGather and Broadcast too: not through the kernel).
 TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
   ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv cma("CHORUS_CMA", "0");
   ScopedEnv stage("CHORUS_STAGE_BYTES", "4160");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); }, manyHandOffs());
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
+
+// Whether this machine lets a process read a child's memory through the
+// kernel (the library stages where it does not); if not, `why` says why.
+bool crossMemoryAllowed(std::string* why) {
+  int ready[2];
+  if (pipe(ready) != 0) return false;
+  const pid_t child = fork();
+  if (child == 0) {
+    char byte;
+    close(ready[1]);
+    _exit(read(ready[0], &byte, 1) < 0 ? 1 : 0);  // until the parent closes its end
+  }
+  close(ready[0]);
+  const bool allowed = child > 0 && chorus::canReadProcess(child, chorus::crossMemoryProbeAddress(), why);
+  close(ready[1]);
+  if (child > 0) waitpid(child, nullptr, 0);
+  return allowed;
+}
+
+// AllGather and Broadcast of every size read peers' buffers through the
+// kernel, and a Broadcast root writes a block into each reader's output:
+// every type, size, root and placement exact, as processes; the other
+// collectives stay staged in the same communicator.
+class CollectivesThroughTheKernel : public ::testing::TestWithParam<int> {};
+
+TEST_P(CollectivesThroughTheKernel, EveryCollectiveTypeAndOpIsExact) {
+  std::string why;
+  if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv cma("CHORUS_CMA", "1");
+  ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
+  auto failures = runRankProcesses(GetParam(), [](RankContext& ctx) {
+    onComm(ctx, [&](ncclComm_t comm) {
+      if (!ctx.check(!comm->direct.processOf.empty(), "the communicator does not copy through the kernel"))
+        return;
+      for (const CollCase& c : matrix(ctx.nranks, false)) {
+        runAndCheck(ctx, comm, c);
+        if (ctx.failures.size() > 5) break;
+      }
+    });
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesThroughTheKernel, ::testing::Values(2, 3, 4, 5));
 
 // Small operations travel in the ranks' operation lines (up to 32 bytes) or
 // in the slots that go with them (up to 8 KiB in one-way rounds, 1 KiB in
