@@ -15,6 +15,10 @@
 //                                   and wait for the peers read this round
 //   reduce(src, dst, n, publish)    output[dst..] = (+) over ranks of input_r[src..]
 //   copyFrom(peer, side, src, dst, n)   peer's input/result [src..] -> output[dst..]
+//   copyTo(peer, src, dst, n)       input[src..] -> peer's output[dst..] (buffers
+//                                   shared in place only)
+//   sharesBuffers()                 peers' buffers are reached in place (one round)
+//   inPlaceAt(r)                    rank r's input is its output
 //   barrier()                       meet again
 //   finish()                        end the operation
 #pragma once

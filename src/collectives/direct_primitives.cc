@@ -7,6 +7,7 @@
 #include "common/cpu_hints.h"
 #include "common/deadline.h"
 #include "common/result.h"
+#include "transport/fifo_host_wait.h"
 
 namespace chorus {
 namespace {
@@ -34,6 +35,10 @@ constexpr double kStepBackSeconds = 10e-6;
 // a staging area used again every other round (2 ranks, 4 KiB AllGather:
 // 0.96 -> 1.08 us through 8 KiB slots): it uses kArenaMeetingSlotBytes.
 static_assert(kArenaMeetingSlotBytes <= kArenaSlotBytes, "a part of the slot");
+
+// How much of a block a rank writes into a peer's output between checks
+// that the peer is still in the operation (see copyTo).
+constexpr size_t kWriteCheckBytes = size_t{4} << 20;
 
 }  // namespace
 
@@ -361,22 +366,45 @@ ncclResult_t DirectPrims::copyFrom(int peer, Side side, size_t src, size_t dst, 
   // An address in another process may equal one of ours (processes forked
   // from one parent allocate alike): it is always read.
   if (crossMemory_ && peer != rank_ && state_->processOf[peer] != 0)
-    return readProcess(state_->processOf[peer], peer, to, reinterpret_cast<uint64_t>(from),
-                       n * elemSize_);
+    return peerCopyResult(peer, "reading the buffer of",
+                          readProcess(state_->processOf[peer], peer, to,
+                                      reinterpret_cast<uint64_t>(from), n * elemSize_));
   if (from == to) return ncclSuccess;
   return state_->mover->copy(to, from, n * elemSize_);
+}
+
+ncclResult_t DirectPrims::peerCopyResult(int peer, const char* what, ncclResult_t result) const {
+  // A peer that left the operation may have freed its buffer: that is the
+  // failure to report, not the memory the kernel could not reach.
+  if (result != ncclSuccess && otherEndLost(state_->waits[peer]))
+    return waitFailure(state_->waits[peer], what, false);
+  return result;
 }
 
 ncclResult_t DirectPrims::copyTo(int peer, size_t src, size_t dst, size_t n) {
   if (!shared_)
     CHORUS_FAIL(ncclInternalError, "rank %d: copyTo needs peers' buffers in place", rank_);
-  if (n == 0) return ncclSuccess;
   const char* from = input_ + src * elemSize_;
   const uint64_t to = lineOf(peer).buffers.output + dst * elemSize_;
-  if (crossMemory_ && peer != rank_ && state_->processOf[peer] != 0)
-    return writeProcess(state_->processOf[peer], peer, to, from, n * elemSize_);
-  if (reinterpret_cast<const char*>(to) == from) return ncclSuccess;
-  return state_->mover->copy(reinterpret_cast<char*>(to), from, n * elemSize_);
+  const bool throughKernel = crossMemory_ && peer != rank_ && state_->processOf[peer] != 0;
+  if (!throughKernel && reinterpret_cast<const char*>(to) == from) return ncclSuccess;
+  const size_t bytes = n * elemSize_;
+  for (size_t done = 0, piece; done < bytes; done += piece) {
+    // Unlike a read, a write lands in the peer's memory: a peer that left
+    // the operation (aborted, failed) may be using that memory again, so
+    // the writer stops as soon as it sees that. (A process that has exited
+    // raises no flag, but then the kernel refuses the write.)
+    if (otherEndFlagged(state_->waits[peer]))
+      return waitFailure(state_->waits[peer], "writing a Broadcast block for", false);
+    piece = std::min(kWriteCheckBytes, bytes - done);
+    if (throughKernel)
+      CHORUS_CHECK(peerCopyResult(peer, "writing a Broadcast block for",
+                                  writeProcess(state_->processOf[peer], peer, to + done,
+                                               from + done, piece)));
+    else
+      CHORUS_CHECK(state_->mover->copy(reinterpret_cast<char*>(to + done), from + done, piece));
+  }
+  return ncclSuccess;
 }
 
 bool DirectPrims::inPlaceAt(int r) const {

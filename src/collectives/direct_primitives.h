@@ -166,7 +166,9 @@ class DirectPrims {
   // output[dst..]; src counts in input elements of this round.
   ncclResult_t copyFrom(int peer, Side side, size_t src, size_t dst, size_t n);
   // Shared and CrossMemory modes: this rank's input [src..src+n) -> peer's
-  // output [dst..]; the peer must be among those this round read from.
+  // output [dst..]; the peer must be among those this round read from. It
+  // stops, with the peer's failure, when the peer leaves the operation
+  // (looked for every few MiB).
   ncclResult_t copyTo(int peer, size_t src, size_t dst, size_t n);
   // Whether peers' buffers are read (and written) in place: Shared and
   // CrossMemory modes, which run an operation in one round.
@@ -176,8 +178,9 @@ class DirectPrims {
   bool inPlaceAt(int r) const;
   // Waits until every rank has reached this point.
   ncclResult_t barrier();
-  // Ends the operation: settles the mover; in Shared mode, and with staging
-  // outside the arena, waits until no rank reads our memory any more.
+  // Ends the operation: settles the mover; in Shared and CrossMemory modes,
+  // and with staging outside the arena, waits until no rank reads (or
+  // writes) our memory any more.
   ncclResult_t finish();
 
  private:
@@ -209,6 +212,9 @@ class DirectPrims {
   // Whether this round's line carries lent buffers (not data, not addresses).
   bool lends() const { return !shared_ && !inline_; }
   ncclResult_t arriveAndWait(const char* what);
+  // `result` of a copy to or from `peer`'s buffer, or the peer's own
+  // failure when it has left the operation.
+  ncclResult_t peerCopyResult(int peer, const char* what, ncclResult_t result) const;
   // The operator for rank r's input (its own PreMulSum scalar).
   RedOpArgs opOf(int r) const;
 

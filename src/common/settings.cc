@@ -55,9 +55,10 @@ const Setting kSettings[] = {
      "Direct algorithms between processes: AllGather and Broadcast of at least CHORUS_CMA_BYTES "
      "per rank read (and write) peers' buffers in place through the kernel (process_vm_readv, "
      "cross-memory attach: one copy) instead of through staging (two), where every rank may "
-     "reach every peer's memory (same user, ptrace allowed, same pid namespace). auto: when "
-     "every rank has a core of its own (with fewer cores, staged rounds pipeline better); 1: "
-     "always; 0: never."},
+     "reach every peer's memory (same user, ptrace allowed, same pid namespace; under Yama "
+     "ptrace_scope 1 each process lets processes of its user reach it, PR_SET_PTRACER). auto: "
+     "when every rank has a core of its own (with fewer cores, staged rounds pipeline better); "
+     "1: always; 0: never."},
     {"CHORUS_CMA_BYTES", "32768",
      "The smallest AllGather or Broadcast output per rank, in bytes, that CHORUS_CMA applies to."},
     // Devices

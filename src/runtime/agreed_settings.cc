@@ -37,17 +37,17 @@ ncclResult_t readInRange(const char* name, int64_t low, int64_t high, int64_t* o
   return ncclSuccess;
 }
 
-// Whether this rank can read the memory of every peer in another process
-// (all on this host): the kernel must let it, and the pid must name the
-// peer here (the same pid namespace).
+// Whether this rank can read and write the memory of every peer in another
+// process (all on this host): the kernel must let it, and the pid must name
+// the peer here (the same pid namespace).
 bool canReadEveryPeer(const ncclComm* comm) {
   const PeerInfo& self = comm->peers[comm->rank];
   for (const PeerInfo& peer : comm->peers) {
     if (sameProcess(peer, self)) continue;
     const pid_t pid = probeablePid(peer, self);
     std::string why = "its pid is in another pid namespace";
-    if (pid == 0 || !canReadProcess(pid, peer.crossMemoryProbe, &why)) {
-      INFO(kLogInit, "rank %d cannot read rank %d's memory (%s): AllGather and Broadcast go "
+    if (pid == 0 || !canReachProcess(pid, peer.crossMemoryProbe, &why)) {
+      INFO(kLogInit, "rank %d cannot reach rank %d's memory (%s): AllGather and Broadcast go "
            "through staging", comm->rank, peer.rank, why.c_str());
       return false;
     }

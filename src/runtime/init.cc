@@ -60,6 +60,8 @@ ncclResult_t bringUpComm(ncclComm* comm, const InitRequest& request) {
                   "rank 0, which serves as the bootstrap root (NCCL_COMM_ID), failed to join it: " +
                       lastError());
   CHORUS_CHECK(joined);
+  // Before peers learn where to try (agreed_settings.cc).
+  if (settingString("CHORUS_CMA") != "0") allowPeersToReachThisProcess();
   comm->peers.assign(comm->nranks, PeerInfo{});
   comm->peers[comm->rank] =
       PeerInfo{comm->rank, comm->cudaDev, hostIdentity(), static_cast<int64_t>(getpid()),

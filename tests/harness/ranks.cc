@@ -14,6 +14,8 @@
 #include <cstring>
 #include <thread>
 
+#include "transport/shm/cross_memory.h"
+
 namespace chorus::test {
 
 bool RankContext::check(bool ok, const std::string& message) {
@@ -230,6 +232,26 @@ void barrier(RankContext& ctx, ncclComm_t comm) {
 
 bool lastErrorHas(const std::string& text) {
   return std::string(ncclGetLastError(nullptr)).find(text) != std::string::npos;
+}
+
+bool crossMemoryAllowed(std::string* why) {
+  int ready[2];
+  if (pipe(ready) != 0) {
+    *why = "pipe failed";
+    return false;
+  }
+  const pid_t child = fork();
+  if (child == 0) {
+    char byte;
+    close(ready[1]);
+    _exit(read(ready[0], &byte, 1) < 0 ? 1 : 0);  // until the parent closes its end
+  }
+  close(ready[0]);
+  const bool allowed =
+      child > 0 && chorus::canReachProcess(child, chorus::crossMemoryProbeAddress(), why);
+  close(ready[1]);
+  if (child > 0) waitpid(child, nullptr, 0);
+  return allowed;
 }
 
 int pickFreePort(int family) {

@@ -63,6 +63,11 @@ void barrier(RankContext& ctx, ncclComm_t comm);
 // True when ncclGetLastError (this thread) contains `text`.
 bool lastErrorHas(const std::string& text);
 
+// Whether this machine lets a process read and write a child's memory
+// through the kernel (the library stages where it does not, and tests of
+// that path skip themselves); if not, `why` says why.
+bool crossMemoryAllowed(std::string* why);
+
 // A TCP port that was free on loopback a moment ago (for NCCL_COMM_ID tests).
 int pickFreePort(int family);
 

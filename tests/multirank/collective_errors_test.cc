@@ -2,6 +2,7 @@
 // clear error on the caller, never a crash or a hang.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,6 +12,8 @@
 
 #include "harness/ranks.h"
 
+using chorus::test::crossMemoryAllowed;
+using chorus::test::initRankComm;
 using chorus::test::joinFailures;
 using chorus::test::lastErrorHas;
 using chorus::test::RankContext;
@@ -602,6 +605,43 @@ TEST(FailedPeers, AbortDropsTheOperationsQueuedOnANonBlockingCommunicator) {
 // operation all fail at once with a message, instead of reading the wrong
 // amount or waiting for the deadline: a different count (small and large
 // messages) and a different collective.
+// Through the kernel, an output that is not mapped fails a Broadcast on
+// both ranks instead of crashing one: the kernel makes the copies, and
+// refuses them. Rank 1 reads the root's blocks into it; the root, in
+// place, writes rank 1's block into it; either may fail first.
+TEST(CrossMemoryErrors, ABroadcastIntoAnUnmappedOutputFailsBothRanksWithoutACrash) {
+  std::string why;
+  if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv cma("CHORUS_CMA", "1");
+  ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "20");
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    ncclComm_t comm = initRankComm(ctx);
+    if (comm == nullptr) return;
+    const size_t count = 64 * 1024;
+    std::vector<float> data(count, 1.0f);
+    void* buffer = data.data();
+    if (ctx.rank == 1) {
+      buffer = mmap(nullptr, count * sizeof(float), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      munmap(buffer, count * sizeof(float));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const ncclResult_t r = ncclBroadcast(buffer, buffer, count, ncclFloat, 0, comm, nullptr);
+    const double seconds = secondsSince(start);
+    ctx.check(seconds < 10.0, "the broadcast took " + std::to_string(seconds) + " s");
+    // The kernel's refusal, or the peer's failure quoting it (whichever
+    // rank failed first).
+    ctx.check(r == ncclInvalidUsage || r == ncclRemoteError,
+              std::string("the broadcast returned ") + ncclGetErrorString(r));
+    ctx.check(lastErrorHas("cannot be written") || lastErrorHas("cannot be read"),
+              ncclGetLastError(comm));
+    ncclCommAbort(comm);
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 TEST(MismatchedCalls, EveryRankReportsInvalidUsageAtOnce) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv timeout("CHORUS_TIMEOUT", "30");

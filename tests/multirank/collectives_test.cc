@@ -4,7 +4,6 @@
 // several channels, shared memory and sockets.
 #include <gtest/gtest.h>
 #include <sched.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -14,7 +13,6 @@
 #include "harness/collective_check.h"
 #include "harness/ranks.h"
 #include "runtime/comm.h"
-#include "transport/shm/cross_memory.h"
 #include "transport/shm/node_arena.h"
 
 using namespace chorus::test;
@@ -209,24 +207,6 @@ TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   auto failures = runRankProcesses(4, [](RankContext& ctx) { runMatrix(ctx, false); }, manyHandOffs());
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
-}
-
-// Whether this machine lets a process read a child's memory through the
-// kernel (the library stages where it does not); if not, `why` says why.
-bool crossMemoryAllowed(std::string* why) {
-  int ready[2];
-  if (pipe(ready) != 0) return false;
-  const pid_t child = fork();
-  if (child == 0) {
-    char byte;
-    close(ready[1]);
-    _exit(read(ready[0], &byte, 1) < 0 ? 1 : 0);  // until the parent closes its end
-  }
-  close(ready[0]);
-  const bool allowed = child > 0 && chorus::canReadProcess(child, chorus::crossMemoryProbeAddress(), why);
-  close(ready[1]);
-  if (child > 0) waitpid(child, nullptr, 0);
-  return allowed;
 }
 
 // AllGather and Broadcast of every size read peers' buffers through the

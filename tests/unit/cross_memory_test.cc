@@ -1,7 +1,8 @@
 // Reading and writing another process's memory through the kernel
 // (transport/shm/cross_memory.h): exact bytes both ways, a short transfer
 // carried on to its end or to the page that cannot be reached, and clear
-// errors for a process that has exited and for memory that is not there.
+// errors for a process that has exited and for memory that is not there;
+// the probe that decides whether ranks use it at all.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -15,7 +16,7 @@
 #include "harness/ranks.h"
 #include "transport/shm/cross_memory.h"
 
-using chorus::canReadProcess;
+using chorus::canReachProcess;
 using chorus::crossMemoryProbeAddress;
 using chorus::readProcess;
 using chorus::writeProcess;
@@ -76,7 +77,7 @@ class ChildProcess {
 // library stages instead; these tests then have nothing to check.
 bool skipWithoutCrossMemory(pid_t pid) {
   std::string why;
-  if (canReadProcess(pid, crossMemoryProbeAddress(), &why)) return false;
+  if (canReachProcess(pid, crossMemoryProbeAddress(), &why)) return false;
   GTEST_LOG_(INFO) << "this machine forbids cross-memory attach (" << why << ")";
   return true;
 }
@@ -157,11 +158,28 @@ TEST(CrossMemory, TheProbeFailsAtAnAddressThatIsNotTheProbeWord) {
   ASSERT_GT(child.pid(), 0);
   if (skipWithoutCrossMemory(child.pid())) GTEST_SKIP() << "cross-memory attach is forbidden here";
   std::string why;
-  EXPECT_FALSE(canReadProcess(child.pid(), reinterpret_cast<uint64_t>(notTheWord.data()), &why));
+  EXPECT_FALSE(canReachProcess(child.pid(), reinterpret_cast<uint64_t>(notTheWord.data()), &why));
   EXPECT_EQ(why, "process_vm_readv read the wrong bytes");
-  EXPECT_FALSE(canReadProcess(child.pid(), 8, &why));
+  EXPECT_FALSE(canReachProcess(child.pid(), 8, &why));
   EXPECT_NE(why.find("process_vm_readv: "), std::string::npos) << why;
   EXPECT_EQ(child.finish(), 0);
+}
+
+TEST(CrossMemory, TheProbeFailsWhereItCanReadButNotWrite) {
+  // The probe word's value, on a page the peer may only read.
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  memcpy(page, reinterpret_cast<const void*>(crossMemoryProbeAddress()), sizeof(uint64_t));
+  ASSERT_EQ(mprotect(page, 4096, PROT_READ), 0);
+  ChildProcess child([] {}, [] { return 0; });
+  ASSERT_GT(child.pid(), 0);
+  if (skipWithoutCrossMemory(child.pid())) GTEST_SKIP() << "cross-memory attach is forbidden here";
+  std::string why;
+  EXPECT_FALSE(canReachProcess(child.pid(), reinterpret_cast<uint64_t>(page), &why));
+  EXPECT_NE(why.find("process_vm_writev: "), std::string::npos) << why;
+  EXPECT_TRUE(canReachProcess(child.pid(), crossMemoryProbeAddress(), &why)) << why;
+  EXPECT_EQ(child.finish(), 0);
+  munmap(page, 4096);
 }
 
 }  // namespace

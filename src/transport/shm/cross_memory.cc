@@ -1,9 +1,11 @@
 #include "transport/shm/cross_memory.h"
 
+#include <sys/prctl.h>
 #include <sys/uio.h>
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "common/result.h"
 
@@ -11,9 +13,10 @@ namespace chorus {
 namespace {
 
 // "chorus-x": read from a peer, it is this value only if the read reached
-// the probe word (a wrong address would also fail with EFAULT).
+// the probe word (a wrong address would also fail with EFAULT). Peers
+// write the same value back: writable, and never changed.
 constexpr uint64_t kProbeValue = 0x782d73756f726863ull;
-const uint64_t gProbeWord = kProbeValue;
+uint64_t gProbeWord = kProbeValue;
 
 // One process_vm_readv (or _writev) between `local` and [remote, remote +
 // bytes) in process `pid`: bytes moved, or -1 with errno.
@@ -53,17 +56,32 @@ ncclResult_t transfer(pid_t pid, int peerRank, bool write, char* local, uint64_t
 
 }  // namespace
 
+void allowPeersToReachThisProcess() {
+  // Fails (EINVAL) without Yama, where there is nothing to allow.
+  prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+}
+
 uint64_t crossMemoryProbeAddress() { return reinterpret_cast<uint64_t>(&gProbeWord); }
 
-bool canReadProcess(pid_t pid, uint64_t probeAddress, std::string* why) {
+bool canReachProcess(pid_t pid, uint64_t probeAddress, std::string* why) {
   uint64_t value = 0;
-  const ssize_t got = moveOnce(pid, false, &value, probeAddress, sizeof(value));
-  if (got == static_cast<ssize_t>(sizeof(value)) && value == kProbeValue) return true;
-  if (got < 0)
-    *why = std::string("process_vm_readv: ") + strerror(errno);
-  else
+  const ssize_t read = moveOnce(pid, false, &value, probeAddress, sizeof(value));
+  if (read != static_cast<ssize_t>(sizeof(value))) {
+    *why = read < 0 ? std::string("process_vm_readv: ") + strerror(errno)
+                    : "process_vm_readv read " + std::to_string(read) + " of 8 bytes";
+    return false;
+  }
+  if (value != kProbeValue) {
     *why = "process_vm_readv read the wrong bytes";
-  return false;
+    return false;
+  }
+  const ssize_t written = moveOnce(pid, true, &value, probeAddress, sizeof(value));
+  if (written != static_cast<ssize_t>(sizeof(value))) {
+    *why = written < 0 ? std::string("process_vm_writev: ") + strerror(errno)
+                       : "process_vm_writev wrote " + std::to_string(written) + " of 8 bytes";
+    return false;
+  }
+  return true;
 }
 
 ncclResult_t readProcess(pid_t pid, int peerRank, void* to, uint64_t from, size_t bytes) {

@@ -4,9 +4,9 @@
 //
 // The kernel allows it only where the reader may trace the owner: the same
 // user (or CAP_SYS_PTRACE), a Yama ptrace_scope that permits it, and no
-// seccomp filter that forbids the call (some container runtimes). Ranks
-// therefore try it once at init on every peer (canReadProcess) and use it
-// only where every rank can.
+// seccomp filter that forbids the calls (some container runtimes). Ranks
+// therefore try both calls once at init on every peer (canReachProcess) and
+// use them only where every rank can.
 #pragma once
 
 #include <sys/types.h>
@@ -19,13 +19,20 @@
 
 namespace chorus {
 
+// Lets processes of this user reach this process's memory where Yama
+// allows that only to ancestors (ptrace_scope 1, as on Ubuntu), so that
+// ranks started side by side (mpirun, torchrun, chorusrun) can; elsewhere
+// it changes nothing. Called at init unless CHORUS_CMA=0, before peers try.
+void allowPeersToReachThisProcess();
+
 // Where, in this process, a word lies whose value every process knows: a
-// peer that reads it here proves that it can read this process.
+// peer that reads it here, and writes it back, proves that it can reach
+// this process.
 uint64_t crossMemoryProbeAddress();
 
-// Whether this process can read process `pid`'s memory, tried on its probe
-// word at `probeAddress`; if not, `why` says what failed.
-bool canReadProcess(pid_t pid, uint64_t probeAddress, std::string* why);
+// Whether this process can read and write process `pid`'s memory, tried on
+// its probe word at `probeAddress`; if not, `why` says what failed.
+bool canReachProcess(pid_t pid, uint64_t probeAddress, std::string* why);
 
 // to[0..bytes) = process `pid`'s memory at `from`, where `pid` holds rank
 // `peerRank`'s buffer (named in errors). A process that has exited is
@@ -33,7 +40,6 @@ bool canReadProcess(pid_t pid, uint64_t probeAddress, std::string* why);
 // ncclInvalidUsage.
 ncclResult_t readProcess(pid_t pid, int peerRank, void* to, uint64_t from, size_t bytes);
 // Process `pid`'s memory at `to` = from[0..bytes); errors as readProcess.
-// The kernel allows it wherever it allows reading.
 ncclResult_t writeProcess(pid_t pid, int peerRank, uint64_t to, const void* from, size_t bytes);
 
 }  // namespace chorus
