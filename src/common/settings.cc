@@ -57,8 +57,9 @@ const Setting kSettings[] = {
      "cross-memory attach: one copy) instead of through staging (two), where every rank may "
      "reach every peer's memory (same user, ptrace allowed, same pid namespace; under Yama "
      "ptrace_scope 1 each process lets processes of its user reach it, PR_SET_PTRACER). auto: "
-     "when every rank has a core of its own (with fewer cores, staged rounds pipeline better); "
-     "1: always; 0: never."},
+     "when every rank has a core of its own (with fewer cores, staged rounds pipeline better) "
+     "and a copy through the kernel takes less than 3 times a memcpy's time (timed at init); 1: "
+     "always; 0: never."},
     {"CHORUS_CMA_BYTES", "32768",
      "The smallest AllGather or Broadcast output per rank, in bytes, that CHORUS_CMA applies to."},
     // Devices

@@ -94,6 +94,13 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   out->cmaBytes = static_cast<size_t>(cmaBytes);
   out->crossMemory = out->direct && !out->device && out->cma != kCmaOff &&
                      !everyRankWithUs(comm, true) && canReadEveryPeer(comm);
+  if (out->crossMemory && out->cma == kCmaAuto) {
+    const double slowdown = kernelCopySlowdown();
+    out->kernelCopiesPay = slowdown < kKernelCopyBreakEven;
+    INFO(kLogInit, "rank %d: a copy through the kernel takes %.2fx a memcpy's time: AllGather "
+         "and Broadcast %s", comm->rank, slowdown,
+         out->kernelCopiesPay ? "may copy through the kernel" : "stay staged");
+  }
   return ncclSuccess;
 }
 
@@ -103,14 +110,15 @@ struct SettingsRecord {
   int64_t valid;
   int64_t slotSize, shmDisabled, nChannels;
   int64_t direct, device, p2p, lendRegistered, oneShotBytes, stageBytes, coreEach;
-  int64_t cma, cmaBytes, crossMemory;
+  int64_t cma, cmaBytes, crossMemory, kernelCopiesPay;
 };
 
 SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
   return SettingsRecord{valid, static_cast<int64_t>(s.slotSize), s.shmDisabled, s.nChannels,
                         s.direct, s.device, s.p2p, s.lendRegistered,
                         static_cast<int64_t>(s.oneShotBytes), static_cast<int64_t>(s.stageBytes),
-                        s.coreEach, s.cma, static_cast<int64_t>(s.cmaBytes), s.crossMemory};
+                        s.coreEach, s.cma, static_cast<int64_t>(s.cmaBytes), s.crossMemory,
+                        s.kernelCopiesPay};
 }
 
 // Which peers a setting must match.
@@ -179,10 +187,12 @@ ncclResult_t agreeOnSettings(ncclComm* comm, AgreedSettings* out) {
     // Not errors: a rank without a core of its own makes every rank pace
     // its waits for shared cores; a rank that lends nothing (it maps no
     // peer's registrations either) makes lending pointless for all; a rank
-    // that cannot read a peer's memory needs every rank to stage.
+    // that cannot reach a peer's memory, or finds kernel copies slow, needs
+    // every rank to stage.
     out->coreEach = out->coreEach && peer.coreEach != 0;
     out->lendRegistered = out->lendRegistered && peer.lendRegistered != 0;
     out->crossMemory = out->crossMemory && peer.crossMemory != 0;
+    out->kernelCopiesPay = out->kernelCopiesPay && peer.kernelCopiesPay != 0;
   }
   return ncclSuccess;
 }

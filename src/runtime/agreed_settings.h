@@ -8,10 +8,11 @@
 // read once, before any connection opens, and all fail alike when it
 // differs: ncclInvalidUsage naming the setting and both values. A rank whose
 // own settings are invalid fails with its own error (with one rank too),
-// and its peers learn which rank it was instead of waiting for it. Three
+// and its peers learn which rank it was instead of waiting for it. Four
 // choices are combined instead of compared: a core per rank, lending of
-// registered buffers and reading peers' memory through the kernel hold
-// only where they hold on every rank.
+// registered buffers, reaching peers' memory through the kernel, and
+// whether that pays on this machine, hold only where they hold on every
+// rank.
 //
 // The ring kernel on devices agrees on its own settings when it is created
 // (runtime/device_ring.cc).
@@ -48,6 +49,8 @@ struct AgreedSettings {
   bool crossMemory = false;   // host ranks in several processes, CHORUS_CMA not 0, and every
                               // rank can reach every peer's process (transport/shm/cross_memory.h):
                               // true only when true on every rank (a difference is no error)
+  bool kernelCopiesPay = false;  // CHORUS_CMA=auto: this machine copies through the kernel
+                                 // fast enough (kernelCopySlowdown); combined as crossMemory
 };
 
 // Reads this rank's settings, checks them, and (with more than one rank)

@@ -100,8 +100,10 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   // ranks copy side by side; with fewer cores than ranks the pipelined
   // staged rounds are faster (4 ranks on 2 cores, staged over kernel:
   // AllGather 16 KiB 6.6 against 14.5 us, 128 MiB 51 against 64 ms;
-  // Broadcast 256 KiB 38 against 48 us).
-  if (settings.crossMemory && (coreEach || settings.cma == kCmaOn)) {
+  // Broadcast 256 KiB 38 against 48 us). And only where the kernel's copy
+  // is not much slower than memcpy (kernelCopiesPay).
+  const bool autoChoice = coreEach && settings.kernelCopiesPay;
+  if (settings.crossMemory && (settings.cma == kCmaOn || autoChoice)) {
     state.processOf.assign(comm->nranks, 0);
     const PeerInfo& self = comm->peers[comm->rank];
     for (int r = 0; r < comm->nranks; ++r)

@@ -182,4 +182,18 @@ TEST(CrossMemory, TheProbeFailsWhereItCanReadButNotWrite) {
   munmap(page, 4096);
 }
 
+TEST(CrossMemory, TheKernelCopysCostIsTimedAgainstMemcpy) {
+  const double slowdown = chorus::kernelCopySlowdown();
+  GTEST_LOG_(INFO) << "a copy through the kernel takes " << slowdown << "x a memcpy's time";
+  std::string why;
+  if (!chorus::test::crossMemoryAllowed(&why)) {
+    // This process reading itself is allowed even then, unless a seccomp
+    // filter forbids the call: infinitely slow.
+    EXPECT_GT(slowdown, 0.0);
+    return;
+  }
+  EXPECT_GT(slowdown, 0.0);
+  EXPECT_LT(slowdown, 1000.0) << "the kernel's copy never finished or was not timed";
+}
+
 }  // namespace

@@ -2,10 +2,15 @@
 
 #include <sys/prctl.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -82,6 +87,27 @@ bool canReachProcess(pid_t pid, uint64_t probeAddress, std::string* why) {
     return false;
   }
   return true;
+}
+
+double kernelCopySlowdown() {
+  constexpr size_t kBytes = 256 * 1024;
+  constexpr int kTries = 8;  // the first also warms caches and pages
+  using Clock = std::chrono::steady_clock;
+  std::vector<char> from(kBytes, 1), to(kBytes, 0);
+  double user = std::numeric_limits<double>::max(), kernel = user;
+  for (int i = 0; i < kTries; ++i) {
+    const auto start = Clock::now();
+    memcpy(to.data(), from.data(), kBytes);
+    asm volatile("" : : "r"(to.data()) : "memory");  // the copy is not optimised away
+    const auto copied = Clock::now();
+    if (moveOnce(getpid(), false, to.data(), reinterpret_cast<uint64_t>(from.data()), kBytes) !=
+        static_cast<ssize_t>(kBytes))
+      return std::numeric_limits<double>::infinity();
+    const auto read = Clock::now();
+    user = std::min(user, std::chrono::duration<double>(copied - start).count());
+    kernel = std::min(kernel, std::chrono::duration<double>(read - copied).count());
+  }
+  return kernel / std::max(user, 1e-9);
 }
 
 ncclResult_t readProcess(pid_t pid, int peerRank, void* to, uint64_t from, size_t bytes) {

@@ -34,6 +34,17 @@ uint64_t crossMemoryProbeAddress();
 // its probe word at `probeAddress`; if not, `why` says what failed.
 bool canReachProcess(pid_t pid, uint64_t probeAddress, std::string* why);
 
+// How many times longer this machine takes to copy 256 KiB of cached data
+// through the kernel than with memcpy (this process reading itself, best
+// of a few tries; a fraction of a millisecond). Below kKernelCopyBreakEven
+// the kernel's one copy beats staging's two (which also meet every round):
+// on an Intel Xeon VM this gave 1.9-2.3, and kernel copies won 1.1-2.7x
+// for 2-rank AllGather and Broadcast of 64 KiB-1 MiB; on an AMD EPYC VM,
+// where they lost 1.2-1.9x, memcpy ran at 74 GB/s and the kernel at 15
+// (about 5, measured apart).
+double kernelCopySlowdown();
+constexpr double kKernelCopyBreakEven = 3.0;
+
 // to[0..bytes) = process `pid`'s memory at `from`, where `pid` holds rank
 // `peerRank`'s buffer (named in errors). A process that has exited is
 // ncclRemoteError; memory that cannot be reached (freed, or never there) is
