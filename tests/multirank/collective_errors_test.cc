@@ -601,15 +601,12 @@ TEST(FailedPeers, AbortDropsTheOperationsQueuedOnANonBlockingCommunicator) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
-// Ranks of one host meet before moving data, so ranks that disagree on the
-// operation all fail at once with a message, instead of reading the wrong
-// amount or waiting for the deadline: a different count (small and large
-// messages) and a different collective.
-// Through the kernel, an output that is not mapped fails a Broadcast on
+// Through the kernel, an output that cannot be touched fails a Broadcast on
 // both ranks instead of crashing one: the kernel makes the copies, and
 // refuses them. Rank 1 reads the root's blocks into it; the root, in
-// place, writes rank 1's block into it; either may fail first.
-TEST(CrossMemoryErrors, ABroadcastIntoAnUnmappedOutputFailsBothRanksWithoutACrash) {
+// place, writes rank 1's block into it; either may fail first. (The range
+// stays reserved, without access, so that no later mapping takes it.)
+TEST(CrossMemoryErrors, ABroadcastIntoAnInaccessibleOutputFailsBothRanksWithoutACrash) {
   std::string why;
   if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
   ScopedEnv host("CHORUS_DEVICE", "host");
@@ -623,9 +620,8 @@ TEST(CrossMemoryErrors, ABroadcastIntoAnUnmappedOutputFailsBothRanksWithoutACras
     std::vector<float> data(count, 1.0f);
     void* buffer = data.data();
     if (ctx.rank == 1) {
-      buffer = mmap(nullptr, count * sizeof(float), PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      munmap(buffer, count * sizeof(float));
+      buffer = mmap(nullptr, count * sizeof(float), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (!ctx.check(buffer != MAP_FAILED, "mmap of the inaccessible output")) buffer = data.data();
     }
     const auto start = std::chrono::steady_clock::now();
     const ncclResult_t r = ncclBroadcast(buffer, buffer, count, ncclFloat, 0, comm, nullptr);
@@ -638,10 +634,15 @@ TEST(CrossMemoryErrors, ABroadcastIntoAnUnmappedOutputFailsBothRanksWithoutACras
     ctx.check(lastErrorHas("cannot be written") || lastErrorHas("cannot be read"),
               ncclGetLastError(comm));
     ncclCommAbort(comm);
+    if (buffer != data.data()) munmap(buffer, count * sizeof(float));
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Ranks of one host meet before moving data, so ranks that disagree on the
+// operation all fail at once with a message, instead of reading the wrong
+// amount or waiting for the deadline: a different count (small and large
+// messages) and a different collective.
 TEST(MismatchedCalls, EveryRankReportsInvalidUsageAtOnce) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv timeout("CHORUS_TIMEOUT", "30");
