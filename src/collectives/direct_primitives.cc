@@ -365,9 +365,9 @@ ncclResult_t DirectPrims::copyFrom(int peer, Side side, size_t src, size_t dst, 
   char* to = out(dst);
   // An address in another process may equal one of ours (processes forked
   // from one parent allocate alike): it is always read.
-  if (crossMemory_ && peer != rank_ && state_->processOf[peer] != 0)
+  if (throughKernel(peer))
     return peerCopyResult(peer, "reading the buffer of",
-                          readProcess(state_->processOf[peer], peer, to,
+                          readProcess(state_->waits[peer].peerPid, peer, to,
                                       reinterpret_cast<uint64_t>(from), n * elemSize_));
   if (from == to) return ncclSuccess;
   return state_->mover->copy(to, from, n * elemSize_);
@@ -386,8 +386,8 @@ ncclResult_t DirectPrims::copyTo(int peer, size_t src, size_t dst, size_t n) {
     CHORUS_FAIL(ncclInternalError, "rank %d: copyTo needs peers' buffers in place", rank_);
   const char* from = input_ + src * elemSize_;
   const uint64_t to = lineOf(peer).buffers.output + dst * elemSize_;
-  const bool throughKernel = crossMemory_ && peer != rank_ && state_->processOf[peer] != 0;
-  if (!throughKernel && reinterpret_cast<const char*>(to) == from) return ncclSuccess;
+  const bool kernel = throughKernel(peer);
+  if (!kernel && reinterpret_cast<const char*>(to) == from) return ncclSuccess;
   const size_t bytes = n * elemSize_;
   for (size_t done = 0, piece; done < bytes; done += piece) {
     // Unlike a read, a write lands in the peer's memory: a peer that left
@@ -397,9 +397,9 @@ ncclResult_t DirectPrims::copyTo(int peer, size_t src, size_t dst, size_t n) {
     if (otherEndFlagged(state_->waits[peer]))
       return waitFailure(state_->waits[peer], "writing a Broadcast block for", false);
     piece = std::min(kWriteCheckBytes, bytes - done);
-    if (throughKernel)
+    if (kernel)
       CHORUS_CHECK(peerCopyResult(peer, "writing a Broadcast block for",
-                                  writeProcess(state_->processOf[peer], peer, to + done,
+                                  writeProcess(state_->waits[peer].peerPid, peer, to + done,
                                                from + done, piece)));
     else
       CHORUS_CHECK(state_->mover->copy(reinterpret_cast<char*>(to + done), from + done, piece));

@@ -85,9 +85,9 @@ struct DirectState {
   bool readersStepBack = false;
   uint32_t readingStreak = 0;  // one-way rounds in a row this rank only read
   uint32_t stepBackRest = 0;   // rounds that skip stepping back after one timed out
-  // CrossMemory mode: per rank, the process its buffers are read from (0:
-  // this one, where they are read directly); empty where the mode is off.
-  std::vector<pid_t> processOf;
+  // CrossMemory mode may run: a peer's buffers are then read in the process
+  // waits[peer].peerPid names (0: this one, where they are read directly).
+  bool crossMemory = false;
   size_t cmaBytes = 0;  // the smallest output per rank that uses it
 };
 
@@ -215,6 +215,11 @@ class DirectPrims {
   // `result` of a copy to or from `peer`'s buffer, or the peer's own
   // failure when it has left the operation.
   ncclResult_t peerCopyResult(int peer, const char* what, ncclResult_t result) const;
+  // Whether `peer`'s buffer is reached through the kernel: CrossMemory mode,
+  // a peer in another process.
+  bool throughKernel(int peer) const {
+    return crossMemory_ && peer != rank_ && state_->waits[peer].peerPid != 0;
+  }
   // The operator for rank r's input (its own PreMulSum scalar).
   RedOpArgs opOf(int r) const;
 

@@ -94,7 +94,9 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   out->cmaBytes = static_cast<size_t>(cmaBytes);
   out->crossMemory = out->direct && !out->device && out->cma != kCmaOff &&
                      !everyRankWithUs(comm, true) && canReadEveryPeer(comm);
-  if (out->crossMemory && out->cma == kCmaAuto) {
+  // Timed only where `auto` may use it: a rank without a core of its own
+  // keeps every rank staged anyway.
+  if (out->crossMemory && out->cma == kCmaAuto && out->coreEach) {
     const double slowdown = kernelCopySlowdown();
     out->kernelCopiesPay = slowdown < kKernelCopyBreakEven;
     INFO(kLogInit, "rank %d: a copy through the kernel takes %.2fx a memcpy's time: AllGather "

@@ -103,13 +103,10 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   // Broadcast 256 KiB 38 against 48 us). And only where the kernel's copy
   // is not much slower than memcpy (kernelCopiesPay).
   const bool autoChoice = coreEach && settings.kernelCopiesPay;
-  if (settings.crossMemory && (settings.cma == kCmaOn || autoChoice)) {
-    state.processOf.assign(comm->nranks, 0);
-    const PeerInfo& self = comm->peers[comm->rank];
-    for (int r = 0; r < comm->nranks; ++r)
-      state.processOf[r] = probeablePid(comm->peers[r], self);  // 0 for ranks of this process
-    state.cmaBytes = settings.cmaBytes;
-  }
+  // The kernel reads a peer in the process its waits probe (the same pid,
+  // agreed reachable at init).
+  state.crossMemory = settings.crossMemory && (settings.cma == kCmaOn || autoChoice);
+  state.cmaBytes = settings.cmaBytes;
   // Zero-filled, so its pages are faulted in now rather than mid-operation.
   comm->directScratch.assign(kDirectChunkBytes, 0);
   state.scratch = comm->directScratch.data();
@@ -120,7 +117,7 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   INFO(kLogInit, "rank %d: direct algorithms on (%s, one-shot AllReduce up to %zu bytes%s)",
        comm->rank, state.allInThisProcess ? "shared buffers" : "staged rounds",
        comm->oneShotBytes,
-       state.processOf.empty() ? "" : ", AllGather and Broadcast through the kernel from CHORUS_CMA_BYTES");
+       state.crossMemory ? ", AllGather and Broadcast through the kernel from CHORUS_CMA_BYTES" : "");
   return ncclSuccess;
 }
 

@@ -46,9 +46,7 @@ DirectMode directModeFor(const ncclComm* comm, const Op& op, bool oneShot) {
   if (oneShot) return DirectMode::Staged;
   if (state.allInThisProcess) return DirectMode::Shared;
   const bool copiesOnly = op.kind == OpKind::AllGather || op.kind == OpKind::Broadcast;
-  if (!state.processOf.empty() && copiesOnly &&
-      op.count * elementSize(op.type) * (op.kind == OpKind::AllGather ? comm->nranks : 1) >=
-          state.cmaBytes)
+  if (state.crossMemory && copiesOnly && bufferBytes(op, comm->nranks, false) >= state.cmaBytes)
     return DirectMode::CrossMemory;
   return DirectMode::Staged;
 }

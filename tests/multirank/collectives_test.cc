@@ -223,7 +223,7 @@ TEST_P(CollectivesThroughTheKernel, EveryCollectiveTypeAndOpIsExact) {
   ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
   auto failures = runRankProcesses(GetParam(), [](RankContext& ctx) {
     onComm(ctx, [&](ncclComm_t comm) {
-      if (!ctx.check(!comm->direct.processOf.empty(), "the communicator does not copy through the kernel"))
+      if (!ctx.check(comm->direct.crossMemory, "the communicator does not copy through the kernel"))
         return;
       for (const CollCase& c : matrix(ctx.nranks, false)) {
         runAndCheck(ctx, comm, c);
