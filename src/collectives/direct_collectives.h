@@ -14,9 +14,11 @@
 //                                   with ownPieceUnstaged), announce them,
 //                                   and wait for the peers read this round
 //   reduce(src, dst, n, publish)    output[dst..] = (+) over ranks of input_r[src..]
+//                                   (publish: for peers to copy, or, buffers
+//                                   shared in place, written into theirs)
 //   copyFrom(peer, side, src, dst, n)   peer's input/result [src..] -> output[dst..]
-//   copyTo(peer, src, dst, n)       input[src..] -> peer's output[dst..] (buffers
-//                                   shared in place only)
+//   copyTo(peer, side, src, dst, n) input/output[src..] -> peer's output[dst..]
+//                                   (buffers shared in place only)
 //   sharesBuffers()                 peers' buffers are reached in place (one round)
 //   inPlaceAt(r)                    rank r's input is its output
 //   barrier()                       meet again
@@ -39,7 +41,12 @@ ncclResult_t forEachRound(size_t count, size_t round, Body body) {
 // One-shot: every rank reduces the whole round (one meeting, n-fold reads;
 // for small messages). Otherwise rank r reduces block r of the round and
 // publishes it, and every rank copies the other finished blocks: each byte
-// is read once per rank that needs it.
+// is read once per rank that needs it. Where ranks reach each other's
+// buffers in place (one round), rank r instead writes each piece of its
+// block into every peer's output as soon as it is reduced, still in cache:
+// no meeting between the halves, and no block read back from memory (2
+// threads: 1 MiB 180 -> 53 us, 64 MiB 17.9 -> 12.0 ms; 2 processes
+// through the kernel: 1 MiB 150 -> 118-133 us).
 template <typename Prims>
 ncclResult_t directAllReduce(Prims& prims, int rank, int nranks, size_t count, size_t align,
                              bool oneShot) {
@@ -48,8 +55,12 @@ ncclResult_t directAllReduce(Prims& prims, int rank, int nranks, size_t count, s
       CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true, Prims::kAllPeers));
       return prims.reduce(base, base, m, false);
     }
-    // Our own block is read only by us: it is not staged.
     const ChannelSlice mine = channelSlice(m, nranks, rank, align);
+    if (prims.sharesBuffers()) {
+      CHORUS_PRIM(prims.exchange({base, m, 1, 0}, true, Prims::kAllPeers));
+      return prims.reduce(base + mine.offset, base + mine.offset, mine.count, true);
+    }
+    // Our own block is read only by us: it is not staged.
     CHORUS_PRIM(prims.exchange({base, m, 1, 0, base + mine.offset, base + mine.offset + mine.count}, true, Prims::kAllPeers));
     CHORUS_PRIM(prims.reduce(base + mine.offset, base + mine.offset, mine.count, true));
     CHORUS_PRIM(prims.barrier());
@@ -122,7 +133,7 @@ ncclResult_t directBroadcast(Prims& prims, int rank, int nranks, int root, size_
     for (int b = 0; b < nranks; ++b) {
       const ChannelSlice block = channelSlice(count, nranks, b, align);
       if (rank == root && b != root)
-        CHORUS_PRIM(prims.copyTo(b, block.offset, block.offset, block.count));
+        CHORUS_PRIM(prims.copyTo(b, Prims::Side::Input, block.offset, block.offset, block.count));
       else if (rank != root && b != rank)
         CHORUS_PRIM(prims.copyFrom(root, Prims::Side::Input, block.offset, block.offset, block.count));
     }

@@ -324,10 +324,21 @@ RedOpArgs DirectPrims::opOf(int r) const {
   return op;
 }
 
+ncclResult_t DirectPrims::inputPiece(int r, size_t element, size_t n, int copy, const char** at) {
+  const char* in = dataOf(r, Side::Input, element);
+  if (!throughKernel(r)) {
+    *at = in;
+    return ncclSuccess;
+  }
+  char* piece = state_->peerCopies + static_cast<size_t>(copy) * state_->chunkBytes;
+  CHORUS_CHECK(peerCopyResult(r, "reading the input of",
+                              readProcess(state_->waits[r].peerPid, r, piece,
+                                          reinterpret_cast<uint64_t>(in), n * elemSize_)));
+  *at = piece;
+  return ncclSuccess;
+}
+
 ncclResult_t DirectPrims::reduce(size_t src, size_t dst, size_t n, bool publish) {
-  if (crossMemory_)
-    CHORUS_FAIL(ncclInternalError, "rank %d: a reduction cannot read peers' buffers through the "
-                "kernel", rank_);
   char* accumulator = state_->scratch;
   const size_t chunk = std::max<size_t>(1, state_->chunkBytes / elemSize_);
   // Without a pre-operation the first two inputs combine in one pass.
@@ -337,22 +348,31 @@ ncclResult_t DirectPrims::reduce(size_t src, size_t dst, size_t n, bool publish)
   for (size_t i = 0, m; i < n; i += m) {
     m = std::min(chunk, n - i);
     char* to = out(dst + i);
+    const char* first;
+    const char* second;
     int r;
+    CHORUS_CHECK(inputPiece(0, src + i, m, 0, &first));
     if (pairFirst) {
-      CHORUS_CHECK(mover.reduceCopy(op_, dataOf(0, Side::Input, src + i),
-                                    dataOf(1, Side::Input, src + i), true,
-                                    last == 1 ? to : accumulator, last == 1, m));
+      CHORUS_CHECK(inputPiece(1, src + i, m, 1, &second));
+      CHORUS_CHECK(mover.reduceCopy(op_, first, second, true, last == 1 ? to : accumulator,
+                                    last == 1, m));
       r = 2;
     } else {
-      CHORUS_CHECK(mover.reduceCopy(opOf(0), nullptr, dataOf(0, Side::Input, src + i), true,
-                                    accumulator, false, m));
+      CHORUS_CHECK(mover.reduceCopy(opOf(0), nullptr, first, true, accumulator, false, m));
       r = 1;
     }
-    for (; r <= last; ++r)
-      CHORUS_CHECK(mover.reduceCopy(opOf(r), accumulator, dataOf(r, Side::Input, src + i), true,
+    for (; r <= last; ++r) {
+      CHORUS_CHECK(inputPiece(r, src + i, m, 0, &second));
+      CHORUS_CHECK(mover.reduceCopy(opOf(r), accumulator, second, true,
                                     r == last ? to : accumulator, r == last, m));
+    }
+    if (publish && shared_) {
+      for (int step = 1; step < nranks_; ++step)
+        CHORUS_CHECK(copyTo((rank_ + step) % nranks_, Side::Output, dst + i, dst + i, m));
+      continue;
+    }
     // Peers read a lent output where it is.
-    if (publish && !shared_ && !(lends() && lentOutput_.id != 0))
+    if (publish && !(lends() && lentOutput_.id != 0))
       CHORUS_CHECK(mover.copy(stagedBase(rank_) + stagedPosition(rank_, src + i) * elemSize_, to,
                               m * elemSize_));
   }
@@ -381,10 +401,10 @@ ncclResult_t DirectPrims::peerCopyResult(int peer, const char* what, ncclResult_
   return result;
 }
 
-ncclResult_t DirectPrims::copyTo(int peer, size_t src, size_t dst, size_t n) {
+ncclResult_t DirectPrims::copyTo(int peer, Side side, size_t src, size_t dst, size_t n) {
   if (!shared_)
     CHORUS_FAIL(ncclInternalError, "rank %d: copyTo needs peers' buffers in place", rank_);
-  const char* from = input_ + src * elemSize_;
+  const char* from = dataOf(rank_, side, src);
   const uint64_t to = lineOf(peer).buffers.output + dst * elemSize_;
   const bool kernel = throughKernel(peer);
   if (!kernel && reinterpret_cast<const char*>(to) == from) return ncclSuccess;
@@ -395,10 +415,10 @@ ncclResult_t DirectPrims::copyTo(int peer, size_t src, size_t dst, size_t n) {
     // the writer stops as soon as it sees that. (A process that has exited
     // raises no flag, but then the kernel refuses the write.)
     if (otherEndFlagged(state_->waits[peer]))
-      return waitFailure(state_->waits[peer], "writing a Broadcast block for", false);
+      return waitFailure(state_->waits[peer], "writing into the output of", false);
     piece = std::min(kWriteCheckBytes, bytes - done);
     if (kernel)
-      CHORUS_CHECK(peerCopyResult(peer, "writing a Broadcast block for",
+      CHORUS_CHECK(peerCopyResult(peer, "writing into the output of",
                                   writeProcess(state_->waits[peer].peerPid, peer, to + done,
                                                from + done, piece)));
     else

@@ -17,9 +17,10 @@
 //           directly; one round, and a last meeting so that buffers outlive
 //           their readers.
 //   CrossMemory  (host ranks in several processes, where every rank may
-//           read every peer's memory; collectives that only copy) as
-//           Shared, but a peer's buffer is read through the kernel
-//           (transport/shm/cross_memory.h): one copy instead of two.
+//           read every peer's memory; not for one-shot AllReduce) as
+//           Shared, but a peer's buffer is read (and written) through the
+//           kernel (transport/shm/cross_memory.h): one copy instead of two.
+//           A reduction reads a peer's piece into a cached copy first.
 // In Staged mode a rank may also lend its input and output to its peers
 // (shareBuffers: registered device memory that peers map, see
 // RegisteredBuffers): it stages nothing from a lent side and its peers
@@ -72,6 +73,9 @@ struct DirectState {
   size_t roundReadBytes = 0;
   char* scratch = nullptr;         // an accumulator of chunkBytes (in the movers' memory)
   size_t chunkBytes = 0;
+  // CrossMemory mode: two buffers of chunkBytes, where a reduction reads
+  // peers' pieces through the kernel (a cached copy instead of a staged one).
+  char* peerCopies = nullptr;
   DataMover* mover = &hostMover();
   // Staging areas per rank and parity, when they are not the arena's (CUDA
   // memory, mapped from every rank's allocation); empty otherwise.
@@ -88,7 +92,8 @@ struct DirectState {
   // CrossMemory mode may run: a peer's buffers are then read in the process
   // waits[peer].peerPid names (0: this one, where they are read directly).
   bool crossMemory = false;
-  size_t cmaBytes = 0;  // the smallest output per rank that uses it
+  size_t cmaBytes = 0;           // the smallest output per rank that uses it
+  size_t cmaReduceMaxBytes = 0;  // the largest input per rank of a reduction that uses it
 };
 
 enum class DirectMode { Staged, Shared, CrossMemory };
@@ -129,8 +134,7 @@ class DirectPrims {
 
   // Staged mode is required unless every rank is in this process (or may
   // read its peers' processes), and for one-shot operations, which read all
-  // inputs while ranks already write their outputs. CrossMemory mode only
-  // copies: it has no reduce().
+  // inputs while ranks already write their outputs.
   DirectPrims(DirectState* state, int rank, int nranks, DirectMode mode, const DirectOpShape& shape,
               const void* input, void* output, const RedOpArgs& op);
 
@@ -159,17 +163,19 @@ class DirectPrims {
   ncclResult_t exchange(const RoundPieces& pieces, bool contribute, int readsFrom);
   // output[dst..dst+n) = post( pre(in_0[src..]) (+) ... (+) pre(in_last[src..]) )
   // in rank order, so every rank that computes an element gets the same
-  // bits. With `publish` (Staged), the result also replaces this rank's
-  // staged piece, for peers to copy.
+  // bits. With `publish`, the result also replaces this rank's staged piece,
+  // for peers to copy (Staged), or is written into every peer's output at
+  // dst, piece by piece while in cache (Shared, CrossMemory; only where no
+  // peer reads those elements of its output or, in place, its input).
   ncclResult_t reduce(size_t src, size_t dst, size_t n, bool publish);
   // A peer's input (as staged) or output (as published) [src..src+n) ->
   // output[dst..]; src counts in input elements of this round.
   ncclResult_t copyFrom(int peer, Side side, size_t src, size_t dst, size_t n);
-  // Shared and CrossMemory modes: this rank's input [src..src+n) -> peer's
-  // output [dst..]; the peer must be among those this round read from. It
+  // Shared and CrossMemory modes: this rank's input or output [src..src+n)
+  // -> peer's output [dst..]; the peer must be among those this round read from. It
   // stops, with the peer's failure, when the peer leaves the operation
   // (looked for every few MiB).
-  ncclResult_t copyTo(int peer, size_t src, size_t dst, size_t n);
+  ncclResult_t copyTo(int peer, Side side, size_t src, size_t dst, size_t n);
   // Whether peers' buffers are read (and written) in place: Shared and
   // CrossMemory modes, which run an operation in one round.
   bool sharesBuffers() const { return shared_; }
@@ -220,6 +226,10 @@ class DirectPrims {
   bool throughKernel(int peer) const {
     return crossMemory_ && peer != rank_ && state_->waits[peer].peerPid != 0;
   }
+  // Where rank r's input [element, +n) (n <= one chunk) is read from: in
+  // place, or, from a peer reached through the kernel, read into peer copy
+  // `copy` (0 or 1) first.
+  ncclResult_t inputPiece(int r, size_t element, size_t n, int copy, const char** at);
   // The operator for rank r's input (its own PreMulSum scalar).
   RedOpArgs opOf(int r) const;
 

@@ -52,16 +52,21 @@ const Setting kSettings[] = {
      "better); an AllGather round, in which each rank reads every rank's piece, reads at most "
      "this much per rank."},
     {"CHORUS_CMA", "auto",
-     "Direct algorithms between processes: AllGather and Broadcast of at least CHORUS_CMA_BYTES "
-     "per rank read (and write) peers' buffers in place through the kernel (process_vm_readv, "
-     "cross-memory attach: one copy) instead of through staging (two), where every rank may "
+     "Direct algorithms between processes: collectives of at least CHORUS_CMA_BYTES of output "
+     "per rank (reductions: of at most CHORUS_CMA_REDUCE_MAX_BYTES of input) read (and write) "
+     "peers' buffers in place through the kernel (process_vm_readv, cross-memory attach: one "
+     "copy) instead of through staging (two), where every rank may "
      "reach every peer's memory (same user, ptrace allowed, same pid namespace; under Yama "
      "ptrace_scope 1 each process lets processes of its user reach it, PR_SET_PTRACER). auto: "
      "when every rank has a core of its own (with fewer cores, staged rounds pipeline better) "
      "and a copy through the kernel takes less than 3 times a memcpy's time (timed at init); 1: "
      "always; 0: never."},
     {"CHORUS_CMA_BYTES", "32768",
-     "The smallest AllGather or Broadcast output per rank, in bytes, that CHORUS_CMA applies to."},
+     "The smallest output per rank, in bytes, of a collective that CHORUS_CMA applies to."},
+    {"CHORUS_CMA_REDUCE_MAX_BYTES", "16777216",
+     "The largest input per rank, in bytes, of an AllReduce, ReduceScatter or Reduce that "
+     "CHORUS_CMA applies to: larger buffers outgrow the caches, and there staged rounds, whose "
+     "copies are memcpy's, are faster than the kernel's copies."},
     // Devices
     {"CHORUS_DEVICE", "auto",
      "auto: bind a communicator to the current CUDA device when one is usable, else to the host; "

@@ -92,6 +92,11 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
     CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_BYTES=%lld: must not be negative",
                 static_cast<long long>(cmaBytes));
   out->cmaBytes = static_cast<size_t>(cmaBytes);
+  const int64_t cmaReduceMaxBytes = settingInt("CHORUS_CMA_REDUCE_MAX_BYTES");
+  if (cmaReduceMaxBytes < 0)
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_REDUCE_MAX_BYTES=%lld: must not be negative",
+                static_cast<long long>(cmaReduceMaxBytes));
+  out->cmaReduceMaxBytes = static_cast<size_t>(cmaReduceMaxBytes);
   out->crossMemory = out->direct && !out->device && out->cma != kCmaOff &&
                      !everyRankWithUs(comm, true) && canReadEveryPeer(comm);
   // Timed only where `auto` may use it: a rank without a core of its own
@@ -99,8 +104,8 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   if (out->crossMemory && out->cma == kCmaAuto && out->coreEach) {
     const double slowdown = kernelCopySlowdown();
     out->kernelCopiesPay = slowdown < kKernelCopyBreakEven;
-    INFO(kLogInit, "rank %d: a copy through the kernel takes %.2fx a memcpy's time: AllGather "
-         "and Broadcast %s", comm->rank, slowdown,
+    INFO(kLogInit, "rank %d: a copy through the kernel takes %.2fx a memcpy's time: "
+         "collectives %s", comm->rank, slowdown,
          out->kernelCopiesPay ? "may copy through the kernel" : "stay staged");
   }
   return ncclSuccess;
@@ -112,14 +117,15 @@ struct SettingsRecord {
   int64_t valid;
   int64_t slotSize, shmDisabled, nChannels;
   int64_t direct, device, p2p, lendRegistered, oneShotBytes, stageBytes, coreEach;
-  int64_t cma, cmaBytes, crossMemory, kernelCopiesPay;
+  int64_t cma, cmaBytes, cmaReduceMaxBytes, crossMemory, kernelCopiesPay;
 };
 
 SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
   return SettingsRecord{valid, static_cast<int64_t>(s.slotSize), s.shmDisabled, s.nChannels,
                         s.direct, s.device, s.p2p, s.lendRegistered,
                         static_cast<int64_t>(s.oneShotBytes), static_cast<int64_t>(s.stageBytes),
-                        s.coreEach, s.cma, static_cast<int64_t>(s.cmaBytes), s.crossMemory,
+                        s.coreEach, s.cma, static_cast<int64_t>(s.cmaBytes),
+                        static_cast<int64_t>(s.cmaReduceMaxBytes), s.crossMemory,
                         s.kernelCopiesPay};
 }
 
@@ -150,6 +156,7 @@ const Field kSameOnEveryRank[] = {
     {&SettingsRecord::stageBytes, "CHORUS_STAGE_BYTES (CHORUS_DEVICE_STAGE_BYTES on GPUs)", Among::Direct},
     {&SettingsRecord::cma, "CHORUS_CMA (2: auto)", Among::Direct},
     {&SettingsRecord::cmaBytes, "CHORUS_CMA_BYTES", Among::Direct},
+    {&SettingsRecord::cmaReduceMaxBytes, "CHORUS_CMA_REDUCE_MAX_BYTES", Among::Direct},
 };
 
 bool mustMatch(const Field& field, const ncclComm* comm, int peer, bool direct) {

@@ -107,17 +107,20 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   // agreed reachable at init).
   state.crossMemory = settings.crossMemory && (settings.cma == kCmaOn || autoChoice);
   state.cmaBytes = settings.cmaBytes;
+  state.cmaReduceMaxBytes = settings.cmaReduceMaxBytes;
   // Zero-filled, so its pages are faulted in now rather than mid-operation.
-  comm->directScratch.assign(kDirectChunkBytes, 0);
+  // With kernel copies, two more chunks hold peers' pieces being reduced.
+  comm->directScratch.assign(kDirectChunkBytes * (state.crossMemory ? 3 : 1), 0);
   state.scratch = comm->directScratch.data();
   state.chunkBytes = kDirectChunkBytes;
+  if (state.crossMemory) state.peerCopies = state.scratch + kDirectChunkBytes;
 #if defined(CHORUS_HAVE_CUDA)
   if (device) CHORUS_CHECK(setupDeviceDirect(comm, stageBytes, p2p, settings.lendRegistered));
 #endif
   INFO(kLogInit, "rank %d: direct algorithms on (%s, one-shot AllReduce up to %zu bytes%s)",
        comm->rank, state.allInThisProcess ? "shared buffers" : "staged rounds",
        comm->oneShotBytes,
-       state.crossMemory ? ", AllGather and Broadcast through the kernel from CHORUS_CMA_BYTES" : "");
+       state.crossMemory ? ", collectives through the kernel from CHORUS_CMA_BYTES" : "");
   return ncclSuccess;
 }
 

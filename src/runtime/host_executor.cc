@@ -45,8 +45,10 @@ DirectMode directModeFor(const ncclComm* comm, const Op& op, bool oneShot) {
   const DirectState& state = comm->direct;
   if (oneShot) return DirectMode::Staged;
   if (state.allInThisProcess) return DirectMode::Shared;
+  if (!state.crossMemory || bufferBytes(op, comm->nranks, false) < state.cmaBytes)
+    return DirectMode::Staged;
   const bool copiesOnly = op.kind == OpKind::AllGather || op.kind == OpKind::Broadcast;
-  if (state.crossMemory && copiesOnly && bufferBytes(op, comm->nranks, false) >= state.cmaBytes)
+  if (copiesOnly || bufferBytes(op, comm->nranks, true) <= state.cmaReduceMaxBytes)
     return DirectMode::CrossMemory;
   return DirectMode::Staged;
 }

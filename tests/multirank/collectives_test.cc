@@ -182,9 +182,11 @@ TEST(CollectivesRing, EveryCollectiveIsExactOnThreads) {
 }
 
 // Direct algorithms with every AllReduce split into blocks (no one-shot), in
-// processes (staged rounds) and threads (buffers read in place).
+// processes (staged rounds) and threads (buffers shared in place, each
+// rank writing its block into its peers' outputs).
 TEST(CollectivesDirect, SplitAllReduceForEverySizeOnProcesses) {
   ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv cma("CHORUS_CMA", "0");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
   auto failures = runRankProcesses(3, [](RankContext& ctx) { runMatrix(ctx, false); });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
@@ -209,19 +211,21 @@ TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
-// AllGather and Broadcast of every size read peers' buffers through the
-// kernel, and a Broadcast root writes a block into each reader's output:
-// every type, size, root and placement exact, as processes; the other
-// collectives stay staged in the same communicator.
-class CollectivesThroughTheKernel : public ::testing::TestWithParam<int> {};
-
-TEST_P(CollectivesThroughTheKernel, EveryCollectiveTypeAndOpIsExact) {
+// Every collective of every size reads peers' buffers through the kernel:
+// AllGather and Broadcast copy, a Broadcast root writes a block into each
+// reader's output, reductions read peers' pieces into a cached copy, and
+// AllReduce (every size split into blocks) writes each rank's block into
+// its peers' outputs. Every type, op, size, root and placement exact, as
+// processes.
+void runThroughTheKernel(int nranks, const char* reduceMaxBytes) {
   std::string why;
   if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv cma("CHORUS_CMA", "1");
   ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
-  auto failures = runRankProcesses(GetParam(), [](RankContext& ctx) {
+  ScopedEnv reduceMax("CHORUS_CMA_REDUCE_MAX_BYTES", reduceMaxBytes);
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
+  auto failures = runRankProcesses(nranks, [](RankContext& ctx) {
     onComm(ctx, [&](ncclComm_t comm) {
       if (!ctx.check(comm->direct.crossMemory, "the communicator does not copy through the kernel"))
         return;
@@ -234,7 +238,20 @@ TEST_P(CollectivesThroughTheKernel, EveryCollectiveTypeAndOpIsExact) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+class CollectivesThroughTheKernel : public ::testing::TestWithParam<int> {};
+
+TEST_P(CollectivesThroughTheKernel, EveryCollectiveTypeAndOpIsExact) {
+  runThroughTheKernel(GetParam(), "1099511627776");
+}
+
 INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesThroughTheKernel, ::testing::Values(2, 3, 4, 5));
+
+// Reductions of more than 4 KiB of input per rank stay staged while the
+// smaller ones, AllGather and Broadcast go through the kernel: one
+// communicator switching between the two from one operation to the next.
+TEST(CollectivesThroughTheKernelUpToALimit, LargerReductionsStayStagedAndAllAreExact) {
+  runThroughTheKernel(3, "4096");
+}
 
 // Small operations travel in the ranks' operation lines (up to 32 bytes) or
 // in the slots that go with them (up to 8 KiB in one-way rounds, 1 KiB in
