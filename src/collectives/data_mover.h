@@ -17,6 +17,11 @@ class DataMover {
   virtual ~DataMover() = default;
   // dst[0..bytes) = src[0..bytes); the ranges do not overlap.
   virtual ncclResult_t copy(void* dst, const void* src, size_t bytes) = 0;
+  // As copy, for a destination that will not be read again soon (a large
+  // output): host memory bypasses the caches on the way.
+  virtual ncclResult_t copyPastCache(void* dst, const void* src, size_t bytes) {
+    return copy(dst, src, bytes);
+  }
   // reduceCopy's contract (collectives/reduce_copy.h).
   virtual ncclResult_t reduceCopy(const RedOpArgs& op, const void* peer, const void* local,
                                   bool applyPre, void* dst, bool applyPost, size_t count) = 0;
@@ -32,6 +37,7 @@ class DataMover {
 class HostMover final : public DataMover {
  public:
   ncclResult_t copy(void* dst, const void* src, size_t bytes) override;
+  ncclResult_t copyPastCache(void* dst, const void* src, size_t bytes) override;
   ncclResult_t reduceCopy(const RedOpArgs& op, const void* peer, const void* local,
                           bool applyPre, void* dst, bool applyPost, size_t count) override;
   ncclResult_t settle() override { return ncclSuccess; }

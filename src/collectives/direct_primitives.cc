@@ -330,6 +330,9 @@ ncclResult_t DirectPrims::inputPiece(int r, size_t element, size_t n, int copy, 
     *at = in;
     return ncclSuccess;
   }
+  // The kernel copies at once: a reduction still queued on the mover may
+  // read this copy.
+  CHORUS_CHECK(state_->mover->settle());
   char* piece = state_->peerCopies + static_cast<size_t>(copy) * state_->chunkBytes;
   CHORUS_CHECK(peerCopyResult(r, "reading the input of",
                               readProcess(state_->waits[r].peerPid, r, piece,
@@ -390,6 +393,7 @@ ncclResult_t DirectPrims::copyFrom(int peer, Side side, size_t src, size_t dst, 
                           readProcess(state_->waits[peer].peerPid, peer, to,
                                       reinterpret_cast<uint64_t>(from), n * elemSize_));
   if (from == to) return ncclSuccess;
+  if (outputPastCache_) return state_->mover->copyPastCache(to, from, n * elemSize_);
   return state_->mover->copy(to, from, n * elemSize_);
 }
 
@@ -408,6 +412,9 @@ ncclResult_t DirectPrims::copyTo(int peer, Side side, size_t src, size_t dst, si
   const uint64_t to = lineOf(peer).buffers.output + dst * elemSize_;
   const bool kernel = throughKernel(peer);
   if (!kernel && reinterpret_cast<const char*>(to) == from) return ncclSuccess;
+  // The kernel copies at once: what the mover still has queued (the
+  // reduction of this very piece) must be written first.
+  if (kernel) CHORUS_CHECK(state_->mover->settle());
   const size_t bytes = n * elemSize_;
   for (size_t done = 0, piece; done < bytes; done += piece) {
     // Unlike a read, a write lands in the peer's memory: a peer that left

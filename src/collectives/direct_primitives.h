@@ -94,6 +94,7 @@ struct DirectState {
   bool crossMemory = false;
   size_t cmaBytes = 0;           // the smallest output per rank that uses it
   size_t cmaReduceMaxBytes = 0;  // the largest input per rank of a reduction that uses it
+  size_t streamBytes = 0;  // the smallest output copied into past the caches (0: none)
 };
 
 enum class DirectMode { Staged, Shared, CrossMemory };
@@ -176,6 +177,9 @@ class DirectPrims {
   // stops, with the peer's failure, when the peer leaves the operation
   // (looked for every few MiB).
   ncclResult_t copyTo(int peer, Side side, size_t src, size_t dst, size_t n);
+  // Copies into this rank's output bypass the caches (DataMover::copyPastCache):
+  // for outputs much larger than the caches.
+  void writeOutputPastCache() { outputPastCache_ = true; }
   // Whether peers' buffers are read (and written) in place: Shared and
   // CrossMemory modes, which run an operation in one round.
   bool sharesBuffers() const { return shared_; }
@@ -247,6 +251,7 @@ class DirectPrims {
   bool inline_ = false;   // this round's pieces travel in the lines
   bool slotted_ = false;  // ...or in the slots that go with the lines
   RoundPieces round_{};
+  bool outputPastCache_ = false;
   ArenaBufferRef lentInput_{}, lentOutput_{};  // what shareBuffers lent (id 0: nothing)
 };
 

@@ -67,6 +67,11 @@ const Setting kSettings[] = {
      "The largest input per rank, in bytes, of an AllReduce, ReduceScatter or Reduce that "
      "CHORUS_CMA applies to: larger buffers outgrow the caches, and there staged rounds, whose "
      "copies are memcpy's, are faster than the kernel's copies."},
+    {"CHORUS_STREAM_BYTES", "4194304",
+     "Direct algorithms on host buffers: a rank whose output is at least this many bytes copies "
+     "into it with stores that bypass the caches (non-temporal), which neither read each line "
+     "before writing it nor evict what is in use; 0: never. Each rank's own (it may differ "
+     "between ranks)."},
     // Devices
     {"CHORUS_DEVICE", "auto",
      "auto: bind a communicator to the current CUDA device when one is usable, else to the host; "

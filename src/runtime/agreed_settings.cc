@@ -97,6 +97,11 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
     CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_REDUCE_MAX_BYTES=%lld: must not be negative",
                 static_cast<long long>(cmaReduceMaxBytes));
   out->cmaReduceMaxBytes = static_cast<size_t>(cmaReduceMaxBytes);
+  const int64_t streamBytes = settingInt("CHORUS_STREAM_BYTES");
+  if (streamBytes < 0)
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_STREAM_BYTES=%lld: must not be negative",
+                static_cast<long long>(streamBytes));
+  out->streamBytes = static_cast<size_t>(streamBytes);
   out->crossMemory = out->direct && !out->device && out->cma != kCmaOff &&
                      !everyRankWithUs(comm, true) && canReadEveryPeer(comm);
   // Timed only where `auto` may use it: a rank without a core of its own

@@ -52,6 +52,7 @@ struct AgreedSettings {
                               // true only when true on every rank (a difference is no error)
   bool kernelCopiesPay = false;  // CHORUS_CMA=auto: this machine copies through the kernel
                                  // fast enough (kernelCopySlowdown); combined as crossMemory
+  size_t streamBytes = 0;     // CHORUS_STREAM_BYTES: this rank's own, not compared
 };
 
 // Reads this rank's settings, checks them, and (with more than one rank)

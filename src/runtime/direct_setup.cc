@@ -108,6 +108,8 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   state.crossMemory = settings.crossMemory && (settings.cma == kCmaOn || autoChoice);
   state.cmaBytes = settings.cmaBytes;
   state.cmaReduceMaxBytes = settings.cmaReduceMaxBytes;
+  // Device buffers: their movers copy as they do anyway.
+  state.streamBytes = device ? 0 : settings.streamBytes;
   // Zero-filled, so its pages are faulted in now rather than mid-operation.
   // With kernel copies, two more chunks hold peers' pieces being reduced.
   comm->directScratch.assign(kDirectChunkBytes * (state.crossMemory ? 3 : 1), 0);
@@ -120,7 +122,8 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   INFO(kLogInit, "rank %d: direct algorithms on (%s, one-shot AllReduce up to %zu bytes%s)",
        comm->rank, state.allInThisProcess ? "shared buffers" : "staged rounds",
        comm->oneShotBytes,
-       state.crossMemory ? ", collectives through the kernel from CHORUS_CMA_BYTES" : "");
+       state.crossMemory ? ", collectives through the kernel from CHORUS_CMA_BYTES (reductions "
+                           "up to CHORUS_CMA_REDUCE_MAX_BYTES)" : "");
   return ncclSuccess;
 }
 

@@ -62,6 +62,8 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   const DirectOpShape shape{static_cast<int>(op.kind), op.count, op.type, op.root, op.redop.kind};
   DirectPrims prims(&comm->direct, rank, nranks, directModeFor(comm, op, oneShot), shape,
                     op.sendbuff, op.recvbuff, op.redop);
+  const size_t streamBytes = comm->direct.streamBytes;
+  if (streamBytes > 0 && bufferBytes(op, nranks, false) >= streamBytes) prims.writeOutputPastCache();
   // One-shot AllReduce reads every input while ranks write their outputs:
   // its inputs must be copies.
   if (RegisteredBuffers* registered = comm->direct.registered; registered != nullptr && !oneShot) {

@@ -199,6 +199,23 @@ TEST(CollectivesDirect, SplitAllReduceForEverySizeOnThreads) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Every output copied into with stores that bypass the caches: staged
+// rounds between processes, buffers read in place between threads.
+TEST(CollectivesDirect, OutputsWrittenPastTheCachesAreExactOnProcesses) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv cma("CHORUS_CMA", "0");
+  ScopedEnv stream("CHORUS_STREAM_BYTES", "1");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(CollectivesDirect, OutputsWrittenPastTheCachesAreExactOnThreads) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv stream("CHORUS_STREAM_BYTES", "1");
+  auto failures = runRankThreads(3, [](RankContext& ctx) { runMatrix(ctx, false); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 // A staging area of 4 KiB: hundreds of rounds per large operation, pieces
 // that do not divide the message, and both parities reused many times
 // (AllGather and Broadcast too: not through the kernel).
@@ -229,7 +246,15 @@ void runThroughTheKernel(int nranks, const char* reduceMaxBytes) {
     onComm(ctx, [&](ncclComm_t comm) {
       if (!ctx.check(comm->direct.crossMemory, "the communicator does not copy through the kernel"))
         return;
-      for (const CollCase& c : matrix(ctx.nranks, false)) {
+      std::vector<CollCase> cases = matrix(ctx.nranks, false);
+      // Blocks of many chunks in place: each chunk a rank writes into a
+      // peer is one it has just read there.
+      const size_t large = (1u << 20) + 5;
+      for (int op : {int{ncclSum}, kPreMulSumTwo}) {
+        cases.push_back(CollCase{Coll::AllReduce, ncclFloat32, op, large, 0, true});
+        cases.push_back(CollCase{Coll::ReduceScatter, ncclFloat32, op, large / 4, 0, true});
+      }
+      for (const CollCase& c : cases) {
         runAndCheck(ctx, comm, c);
         if (ctx.failures.size() > 5) break;
       }

@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "collectives/data_mover.h"
@@ -83,11 +84,27 @@ void runWithDeferredMover(RankContext& ctx) {
 // and reuses both staging areas often.
 TEST(CollectivesDeferredMover, EveryDirectCollectiveIsExactOnProcesses) {
   ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv cma("CHORUS_CMA", "0");
   ScopedEnv stage("CHORUS_STAGE_BYTES", "4160");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   RankOptions options;
   options.timeoutSeconds = 280;
   auto failures = runRankProcesses(4, runWithDeferredMover, options);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// Between processes through the kernel, whose copies happen at once: the
+// primitives settle the mover before the kernel reads into a copy that a
+// queued reduction may still read, and before it writes a reduced piece
+// into a peer.
+TEST(CollectivesDeferredMover, EveryDirectCollectiveIsExactThroughTheKernel) {
+  std::string why;
+  if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv cma("CHORUS_CMA", "1");
+  ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
+  auto failures = runRankProcesses(3, runWithDeferredMover);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
