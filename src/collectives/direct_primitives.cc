@@ -387,7 +387,8 @@ ncclResult_t DirectPrims::copyFrom(int peer, Side side, size_t src, size_t dst, 
   const char* from = dataOf(peer, side, src);
   char* to = out(dst);
   // An address in another process may equal one of ours (processes forked
-  // from one parent allocate alike): it is always read.
+  // from one parent allocate alike): it is always read. (It needs no
+  // settle: no queued copy of this rank writes where a peer's block lands.)
   if (throughKernel(peer))
     return peerCopyResult(peer, "reading the buffer of",
                           readProcess(state_->waits[peer].peerPid, peer, to,

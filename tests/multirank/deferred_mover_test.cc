@@ -4,7 +4,8 @@
 // primitives settle before each meeting (so a peer never reads a staging
 // area or a published block that is not yet written) and before an
 // operation ends; this is the discipline device communicators rely on,
-// checked here without a GPU.
+// checked here without a GPU. Through the kernel, whose copies happen at
+// once, they also settle before each kernel copy that meets queued work.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -64,11 +65,13 @@ std::vector<CollCase> cases(int nranks) {
   return all;
 }
 
-void runWithDeferredMover(RankContext& ctx) {
+void runWithDeferredMover(RankContext& ctx, bool throughKernel) {
   ncclComm_t comm = nullptr;
   if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank"))
     return;
-  if (ctx.check(comm->arena != nullptr, "the direct algorithms are not on")) {
+  if (ctx.check(comm->arena != nullptr, "the direct algorithms are not on") &&
+      ctx.check(!throughKernel || comm->direct.crossMemory,
+                "the communicator does not copy through the kernel")) {
     DeferredMover mover;
     comm->direct.mover = &mover;
     for (const CollCase& c : cases(ctx.nranks)) {
@@ -89,7 +92,7 @@ TEST(CollectivesDeferredMover, EveryDirectCollectiveIsExactOnProcesses) {
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "1024");
   RankOptions options;
   options.timeoutSeconds = 280;
-  auto failures = runRankProcesses(4, runWithDeferredMover, options);
+  auto failures = runRankProcesses(4, [](RankContext& ctx) { runWithDeferredMover(ctx, false); }, options);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
@@ -104,14 +107,14 @@ TEST(CollectivesDeferredMover, EveryDirectCollectiveIsExactThroughTheKernel) {
   ScopedEnv cma("CHORUS_CMA", "1");
   ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
-  auto failures = runRankProcesses(3, runWithDeferredMover);
+  auto failures = runRankProcesses(3, [](RankContext& ctx) { runWithDeferredMover(ctx, true); });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
 // Ranks of one process read each other's buffers in place.
 TEST(CollectivesDeferredMover, EveryDirectCollectiveIsExactOnThreads) {
   ScopedEnv host("CHORUS_DEVICE", "host");
-  auto failures = runRankThreads(3, runWithDeferredMover);
+  auto failures = runRankThreads(3, [](RankContext& ctx) { runWithDeferredMover(ctx, false); });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
