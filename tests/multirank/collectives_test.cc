@@ -308,6 +308,31 @@ TEST(CollectivesDirect, RunsOfSmallOperationsWithPublishersAhead) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Broadcast and Reduce of up to 64 KiB run in rounds of one 8 KiB slot
+// each, the publishers running ahead of their readers: messages just
+// under, at and over a slot, of several slots, and at and over 64 KiB
+// (where one staged round takes over), every root, both placements, one
+// after another in one communicator.
+TEST(CollectivesDirect, OneWayMessagesOfSeveralSlotsAreExact) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv cma("CHORUS_CMA", "0");
+  auto failures = runRankProcesses(3, [](RankContext& ctx) {
+    onComm(ctx, [&](ncclComm_t comm) {
+      const size_t floatCounts[] = {2047, 2048, 2049, 6000, 16383, 16384, 16385};
+      for (Coll coll : {Coll::Broadcast, Coll::Reduce})
+        for (size_t count : floatCounts)
+          for (int root = 0; root < ctx.nranks; ++root)
+            for (bool inPlace : {false, true}) {
+              runAndCheck(ctx, comm, CollCase{coll, ncclFloat32, ncclSum, count, root, inPlace});
+              // The same bytes in int8: four times the elements.
+              runAndCheck(ctx, comm, CollCase{coll, ncclInt8, ncclSum, count * 4, root, inPlace});
+              if (ctx.failures.size() > 5) return;
+            }
+    });
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 // How big a round is depends on whether every rank has a core of its own,
 // which each process learns from its CPU affinity: ranks agree on it (the
 // smaller rounds unless all have a core). Here rank 1 is bound to one CPU,
