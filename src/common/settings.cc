@@ -53,7 +53,8 @@ const Setting kSettings[] = {
      "this much per rank."},
     {"CHORUS_CMA", "auto",
      "Direct algorithms between processes: collectives of at least CHORUS_CMA_BYTES of output "
-     "per rank (reductions: of at most CHORUS_CMA_REDUCE_MAX_BYTES of input) read (and write) "
+     "per rank (Broadcast and Reduce: CHORUS_CMA_ONE_WAY_BYTES; reductions: of at most "
+     "CHORUS_CMA_REDUCE_MAX_BYTES of input) read (and write) "
      "peers' buffers in place through the kernel (process_vm_readv, cross-memory attach: one "
      "copy) instead of through staging (two), where every rank may "
      "reach every peer's memory (same user, ptrace allowed, same pid namespace; under Yama "
@@ -61,8 +62,13 @@ const Setting kSettings[] = {
      "when every rank has a core of its own (with fewer cores, staged rounds pipeline better) "
      "and a copy through the kernel takes less than 3 times a memcpy's time (timed at init); 1: "
      "always; 0: never."},
-    {"CHORUS_CMA_BYTES", "32768",
-     "The smallest output per rank, in bytes, of a collective that CHORUS_CMA applies to."},
+    {"CHORUS_CMA_BYTES", "8192",
+     "The smallest output per rank, in bytes, of an AllGather, AllReduce or ReduceScatter that "
+     "CHORUS_CMA applies to."},
+    {"CHORUS_CMA_ONE_WAY_BYTES", "32768",
+     "The smallest message, in bytes, of a Broadcast or Reduce that CHORUS_CMA applies to: "
+     "higher, since smaller ones run staged without a meeting, their publisher ahead of its "
+     "readers, where a copy through the kernel needs two."},
     {"CHORUS_CMA_REDUCE_MAX_BYTES", "16777216",
      "The largest input per rank, in bytes, of an AllReduce, ReduceScatter or Reduce that "
      "CHORUS_CMA applies to: larger buffers outgrow the caches, and there staged rounds, whose "

@@ -92,6 +92,11 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
     CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_BYTES=%lld: must not be negative",
                 static_cast<long long>(cmaBytes));
   out->cmaBytes = static_cast<size_t>(cmaBytes);
+  const int64_t cmaOneWayBytes = settingInt("CHORUS_CMA_ONE_WAY_BYTES");
+  if (cmaOneWayBytes < 0)
+    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_ONE_WAY_BYTES=%lld: must not be negative",
+                static_cast<long long>(cmaOneWayBytes));
+  out->cmaOneWayBytes = static_cast<size_t>(cmaOneWayBytes);
   const int64_t cmaReduceMaxBytes = settingInt("CHORUS_CMA_REDUCE_MAX_BYTES");
   if (cmaReduceMaxBytes < 0)
     CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_REDUCE_MAX_BYTES=%lld: must not be negative",
@@ -122,7 +127,7 @@ struct SettingsRecord {
   int64_t valid;
   int64_t slotSize, shmDisabled, nChannels;
   int64_t direct, device, p2p, lendRegistered, oneShotBytes, stageBytes, coreEach;
-  int64_t cma, cmaBytes, cmaReduceMaxBytes, crossMemory, kernelCopiesPay;
+  int64_t cma, cmaBytes, cmaOneWayBytes, cmaReduceMaxBytes, crossMemory, kernelCopiesPay;
 };
 
 SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
@@ -130,6 +135,7 @@ SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
                         s.direct, s.device, s.p2p, s.lendRegistered,
                         static_cast<int64_t>(s.oneShotBytes), static_cast<int64_t>(s.stageBytes),
                         s.coreEach, s.cma, static_cast<int64_t>(s.cmaBytes),
+                        static_cast<int64_t>(s.cmaOneWayBytes),
                         static_cast<int64_t>(s.cmaReduceMaxBytes), s.crossMemory,
                         s.kernelCopiesPay};
 }
@@ -161,6 +167,7 @@ const Field kSameOnEveryRank[] = {
     {&SettingsRecord::stageBytes, "CHORUS_STAGE_BYTES (CHORUS_DEVICE_STAGE_BYTES on GPUs)", Among::Direct},
     {&SettingsRecord::cma, "CHORUS_CMA (2: auto)", Among::Direct},
     {&SettingsRecord::cmaBytes, "CHORUS_CMA_BYTES", Among::Direct},
+    {&SettingsRecord::cmaOneWayBytes, "CHORUS_CMA_ONE_WAY_BYTES", Among::Direct},
     {&SettingsRecord::cmaReduceMaxBytes, "CHORUS_CMA_REDUCE_MAX_BYTES", Among::Direct},
 };
 

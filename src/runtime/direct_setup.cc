@@ -107,6 +107,7 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   // agreed reachable at init).
   state.crossMemory = settings.crossMemory && (settings.cma == kCmaOn || autoChoice);
   state.cmaBytes = settings.cmaBytes;
+  state.cmaOneWayBytes = settings.cmaOneWayBytes;
   state.cmaReduceMaxBytes = settings.cmaReduceMaxBytes;
   // Device buffers: their movers copy as they do anyway.
   state.streamBytes = device ? 0 : settings.streamBytes;

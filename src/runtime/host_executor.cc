@@ -45,7 +45,9 @@ DirectMode directModeFor(const ncclComm* comm, const Op& op, bool oneShot) {
   const DirectState& state = comm->direct;
   if (oneShot) return DirectMode::Staged;
   if (state.allInThisProcess) return DirectMode::Shared;
-  if (!state.crossMemory || bufferBytes(op, comm->nranks, false) < state.cmaBytes)
+  const bool oneWay = op.kind == OpKind::Broadcast || op.kind == OpKind::Reduce;
+  if (!state.crossMemory ||
+      bufferBytes(op, comm->nranks, false) < (oneWay ? state.cmaOneWayBytes : state.cmaBytes))
     return DirectMode::Staged;
   const bool copiesOnly = op.kind == OpKind::AllGather || op.kind == OpKind::Broadcast;
   if (copiesOnly || bufferBytes(op, comm->nranks, true) <= state.cmaReduceMaxBytes)

@@ -612,6 +612,7 @@ TEST(CrossMemoryErrors, ABroadcastIntoAnInaccessibleOutputFailsBothRanksWithoutA
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv cma("CHORUS_CMA", "1");
   ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
+  ScopedEnv cmaOneWayBytes("CHORUS_CMA_ONE_WAY_BYTES", "0");
   ScopedEnv timeout("CHORUS_TIMEOUT", "20");
   auto failures = runRankProcesses(2, [](RankContext& ctx) {
     ncclComm_t comm = initRankComm(ctx);

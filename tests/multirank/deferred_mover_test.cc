@@ -106,6 +106,7 @@ TEST(CollectivesDeferredMover, EveryDirectCollectiveIsExactThroughTheKernel) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv cma("CHORUS_CMA", "1");
   ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
+  ScopedEnv cmaOneWayBytes("CHORUS_CMA_ONE_WAY_BYTES", "0");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
   auto failures = runRankProcesses(3, [](RankContext& ctx) { runWithDeferredMover(ctx, true); });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
