@@ -37,6 +37,16 @@ ncclResult_t readInRange(const char* name, int64_t low, int64_t high, int64_t* o
   return ncclSuccess;
 }
 
+// A size in bytes: any count that is not negative.
+ncclResult_t readByteCount(const char* name, size_t* out) {
+  const int64_t value = settingInt(name);
+  if (value < 0)
+    CHORUS_FAIL(ncclInvalidArgument, "%s=%lld: must not be negative", name,
+                static_cast<long long>(value));
+  *out = static_cast<size_t>(value);
+  return ncclSuccess;
+}
+
 // Whether this rank can read and write the memory of every peer in another
 // process (all on this host): the kernel must let it, and the pid must name
 // the peer here (the same pid namespace).
@@ -69,10 +79,7 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   const std::string algo = settingString("CHORUS_HOST_ALGO");
   if (algo != "auto" && algo != "ring")
     CHORUS_FAIL(ncclInvalidArgument, "CHORUS_HOST_ALGO=%s: must be auto or ring", algo.c_str());
-  const int64_t oneShot = settingInt("CHORUS_ONESHOT_BYTES");
-  if (oneShot < 0)
-    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_ONESHOT_BYTES=%lld: must not be negative",
-                static_cast<long long>(oneShot));
+  CHORUS_CHECK(readByteCount("CHORUS_ONESHOT_BYTES", &out->oneShotBytes));
   int64_t stage = 0, deviceStage = 0;
   CHORUS_CHECK(readInRange("CHORUS_STAGE_BYTES", 64, kMaxStageBytes, &stage));
   CHORUS_CHECK(readInRange("CHORUS_DEVICE_STAGE_BYTES", 64, kMaxStageBytes, &deviceStage));
@@ -80,33 +87,16 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   out->device = !comm->onHost();
   out->p2p = out->device && deviceP2pEnabled();
   out->lendRegistered = out->p2p && localRegistrationEnabled();
-  out->oneShotBytes = static_cast<size_t>(oneShot);
   out->stageBytes = static_cast<size_t>(out->device ? deviceStage : stage);
   out->coreEach = comm->nranks <= usableCpus();
   const std::string cma = settingString("CHORUS_CMA");
   if (cma != "auto" && cma != "0" && cma != "1")
     CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA=%s: must be auto, 0 or 1", cma.c_str());
   out->cma = cma == "auto" ? kCmaAuto : cma == "1" ? kCmaOn : kCmaOff;
-  const int64_t cmaBytes = settingInt("CHORUS_CMA_BYTES");
-  if (cmaBytes < 0)
-    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_BYTES=%lld: must not be negative",
-                static_cast<long long>(cmaBytes));
-  out->cmaBytes = static_cast<size_t>(cmaBytes);
-  const int64_t cmaOneWayBytes = settingInt("CHORUS_CMA_ONE_WAY_BYTES");
-  if (cmaOneWayBytes < 0)
-    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_ONE_WAY_BYTES=%lld: must not be negative",
-                static_cast<long long>(cmaOneWayBytes));
-  out->cmaOneWayBytes = static_cast<size_t>(cmaOneWayBytes);
-  const int64_t cmaReduceMaxBytes = settingInt("CHORUS_CMA_REDUCE_MAX_BYTES");
-  if (cmaReduceMaxBytes < 0)
-    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA_REDUCE_MAX_BYTES=%lld: must not be negative",
-                static_cast<long long>(cmaReduceMaxBytes));
-  out->cmaReduceMaxBytes = static_cast<size_t>(cmaReduceMaxBytes);
-  const int64_t streamBytes = settingInt("CHORUS_STREAM_BYTES");
-  if (streamBytes < 0)
-    CHORUS_FAIL(ncclInvalidArgument, "CHORUS_STREAM_BYTES=%lld: must not be negative",
-                static_cast<long long>(streamBytes));
-  out->streamBytes = static_cast<size_t>(streamBytes);
+  CHORUS_CHECK(readByteCount("CHORUS_CMA_BYTES", &out->cmaBytes));
+  CHORUS_CHECK(readByteCount("CHORUS_CMA_ONE_WAY_BYTES", &out->cmaOneWayBytes));
+  CHORUS_CHECK(readByteCount("CHORUS_CMA_REDUCE_MAX_BYTES", &out->cmaReduceMaxBytes));
+  CHORUS_CHECK(readByteCount("CHORUS_STREAM_BYTES", &out->streamBytes));
   out->crossMemory = out->direct && !out->device && out->cma != kCmaOff &&
                      !everyRankWithUs(comm, true) && canReadEveryPeer(comm);
   // Timed only where `auto` may use it: a rank without a core of its own

@@ -85,4 +85,14 @@ class ScopedEnv {
   bool hadOld_ = false;
 };
 
+// For the current scope, collectives between processes of every size go
+// through the kernel (CHORUS_CMA=1, both size thresholds 0); reductions
+// still only up to CHORUS_CMA_REDUCE_MAX_BYTES. Tests check
+// crossMemoryAllowed first.
+struct ScopedKernelCopies {
+  ScopedEnv cma{"CHORUS_CMA", "1"};
+  ScopedEnv cmaBytes{"CHORUS_CMA_BYTES", "0"};
+  ScopedEnv cmaOneWayBytes{"CHORUS_CMA_ONE_WAY_BYTES", "0"};
+};
+
 }  // namespace chorus::test

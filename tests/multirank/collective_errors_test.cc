@@ -21,6 +21,7 @@ using chorus::test::RankOptions;
 using chorus::test::runRankProcesses;
 using chorus::test::runRankThreads;
 using chorus::test::ScopedEnv;
+using chorus::test::ScopedKernelCopies;
 
 namespace {
 
@@ -610,9 +611,7 @@ TEST(CrossMemoryErrors, ABroadcastIntoAnInaccessibleOutputFailsBothRanksWithoutA
   std::string why;
   if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
   ScopedEnv host("CHORUS_DEVICE", "host");
-  ScopedEnv cma("CHORUS_CMA", "1");
-  ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
-  ScopedEnv cmaOneWayBytes("CHORUS_CMA_ONE_WAY_BYTES", "0");
+  ScopedKernelCopies kernelCopies;
   ScopedEnv timeout("CHORUS_TIMEOUT", "20");
   auto failures = runRankProcesses(2, [](RankContext& ctx) {
     ncclComm_t comm = initRankComm(ctx);

@@ -238,9 +238,7 @@ void runThroughTheKernel(int nranks, const char* reduceMaxBytes) {
   std::string why;
   if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
   ScopedEnv host("CHORUS_DEVICE", "host");
-  ScopedEnv cma("CHORUS_CMA", "1");
-  ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
-  ScopedEnv cmaOneWayBytes("CHORUS_CMA_ONE_WAY_BYTES", "0");
+  ScopedKernelCopies kernelCopies;
   ScopedEnv reduceMax("CHORUS_CMA_REDUCE_MAX_BYTES", reduceMaxBytes);
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
   auto failures = runRankProcesses(nranks, [](RankContext& ctx) {

@@ -104,9 +104,7 @@ TEST(CollectivesDeferredMover, EveryDirectCollectiveIsExactThroughTheKernel) {
   std::string why;
   if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
   ScopedEnv host("CHORUS_DEVICE", "host");
-  ScopedEnv cma("CHORUS_CMA", "1");
-  ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "0");
-  ScopedEnv cmaOneWayBytes("CHORUS_CMA_ONE_WAY_BYTES", "0");
+  ScopedKernelCopies kernelCopies;
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
   auto failures = runRankProcesses(3, [](RankContext& ctx) { runWithDeferredMover(ctx, true); });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
