@@ -94,6 +94,7 @@ struct DirectState {
   bool crossMemory = false;
   size_t cmaBytes = 0;           // the smallest output per rank that uses it
   size_t cmaOneWayBytes = 0;     // ...of a Broadcast or Reduce
+  size_t cmaMaxBytes = 0;        // the largest output per rank that uses it
   size_t cmaReduceMaxBytes = 0;  // the largest input per rank of a reduction that uses it
   size_t streamBytes = 0;  // the smallest output copied into past the caches (0: none)
 };

@@ -58,10 +58,10 @@ const Setting kSettings[] = {
      "peers' buffers in place through the kernel (process_vm_readv, cross-memory attach: one "
      "copy) instead of through staging (two), where every rank may "
      "reach every peer's memory (same user, ptrace allowed, same pid namespace; under Yama "
-     "ptrace_scope 1 each process lets processes of its user reach it, PR_SET_PTRACER). auto: "
-     "when every rank has a core of its own (with fewer cores, staged rounds pipeline better) "
-     "and a copy through the kernel takes less than 3 times a memcpy's time (timed at init); 1: "
-     "always; 0: never."},
+     "ptrace_scope 1 each process lets processes of its user reach it, PR_SET_PTRACER). With "
+     "more ranks than cores, only outputs per rank from CHORUS_CMA_SHARED_CORES_BYTES to "
+     "CHORUS_CMA_SHARED_CORES_MAX_BYTES. auto: where a copy through the kernel takes less than "
+     "3 times a memcpy's time (timed at init); 1: always; 0: never."},
     {"CHORUS_CMA_BYTES", "8192",
      "The smallest output per rank, in bytes, of an AllGather, AllReduce or ReduceScatter that "
      "CHORUS_CMA applies to."},
@@ -73,6 +73,16 @@ const Setting kSettings[] = {
      "The largest input per rank, in bytes, of an AllReduce, ReduceScatter or Reduce that "
      "CHORUS_CMA applies to: larger buffers outgrow the caches, and there staged rounds, whose "
      "copies are memcpy's, are faster than the kernel's copies."},
+    {"CHORUS_CMA_SHARED_CORES_BYTES", "524288",
+     "With more ranks than cores: the smallest output per rank, in bytes, of any collective "
+     "that CHORUS_CMA applies to, in place of CHORUS_CMA_BYTES and CHORUS_CMA_ONE_WAY_BYTES. "
+     "Higher: with shared cores each meeting costs context switches, and an operation through "
+     "the kernel meets once more at its end (its buffers must outlive their readers), which "
+     "small messages do not repay."},
+    {"CHORUS_CMA_SHARED_CORES_MAX_BYTES", "4194304",
+     "With more ranks than cores: the largest output per rank, in bytes, of any collective "
+     "that CHORUS_CMA applies to: beyond it the kernel's copies, slower than memcpy once the "
+     "ranks' buffers together outgrow the caches, cost more than staging saves."},
     {"CHORUS_STREAM_BYTES", "4194304",
      "Direct algorithms on host buffers: a rank whose output is at least this many bytes copies "
      "into it with stores that bypass the caches (non-temporal), which neither read each line "

@@ -96,12 +96,13 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   CHORUS_CHECK(readByteCount("CHORUS_CMA_BYTES", &out->cmaBytes));
   CHORUS_CHECK(readByteCount("CHORUS_CMA_ONE_WAY_BYTES", &out->cmaOneWayBytes));
   CHORUS_CHECK(readByteCount("CHORUS_CMA_REDUCE_MAX_BYTES", &out->cmaReduceMaxBytes));
+  CHORUS_CHECK(readByteCount("CHORUS_CMA_SHARED_CORES_BYTES", &out->cmaSharedCoresBytes));
+  CHORUS_CHECK(readByteCount("CHORUS_CMA_SHARED_CORES_MAX_BYTES", &out->cmaSharedCoresMaxBytes));
   CHORUS_CHECK(readByteCount("CHORUS_STREAM_BYTES", &out->streamBytes));
   out->crossMemory = out->direct && !out->device && out->cma != kCmaOff &&
                      !everyRankWithUs(comm, true) && canReadEveryPeer(comm);
-  // Timed only where `auto` may use it: a rank without a core of its own
-  // keeps every rank staged anyway.
-  if (out->crossMemory && out->cma == kCmaAuto && out->coreEach) {
+  // Timed only where `auto` may use it.
+  if (out->crossMemory && out->cma == kCmaAuto) {
     const double slowdown = kernelCopySlowdown();
     out->kernelCopiesPay = slowdown < kKernelCopyBreakEven;
     INFO(kLogInit, "rank %d: a copy through the kernel takes %.2fx a memcpy's time: "
@@ -117,7 +118,8 @@ struct SettingsRecord {
   int64_t valid;
   int64_t slotSize, shmDisabled, nChannels;
   int64_t direct, device, p2p, lendRegistered, oneShotBytes, stageBytes, coreEach;
-  int64_t cma, cmaBytes, cmaOneWayBytes, cmaReduceMaxBytes, crossMemory, kernelCopiesPay;
+  int64_t cma, cmaBytes, cmaOneWayBytes, cmaReduceMaxBytes, cmaSharedCoresBytes,
+      cmaSharedCoresMaxBytes, crossMemory, kernelCopiesPay;
 };
 
 SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
@@ -126,7 +128,9 @@ SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
                         static_cast<int64_t>(s.oneShotBytes), static_cast<int64_t>(s.stageBytes),
                         s.coreEach, s.cma, static_cast<int64_t>(s.cmaBytes),
                         static_cast<int64_t>(s.cmaOneWayBytes),
-                        static_cast<int64_t>(s.cmaReduceMaxBytes), s.crossMemory,
+                        static_cast<int64_t>(s.cmaReduceMaxBytes),
+                        static_cast<int64_t>(s.cmaSharedCoresBytes),
+                        static_cast<int64_t>(s.cmaSharedCoresMaxBytes), s.crossMemory,
                         s.kernelCopiesPay};
 }
 
@@ -159,6 +163,8 @@ const Field kSameOnEveryRank[] = {
     {&SettingsRecord::cmaBytes, "CHORUS_CMA_BYTES", Among::Direct},
     {&SettingsRecord::cmaOneWayBytes, "CHORUS_CMA_ONE_WAY_BYTES", Among::Direct},
     {&SettingsRecord::cmaReduceMaxBytes, "CHORUS_CMA_REDUCE_MAX_BYTES", Among::Direct},
+    {&SettingsRecord::cmaSharedCoresBytes, "CHORUS_CMA_SHARED_CORES_BYTES", Among::Direct},
+    {&SettingsRecord::cmaSharedCoresMaxBytes, "CHORUS_CMA_SHARED_CORES_MAX_BYTES", Among::Direct},
 };
 
 bool mustMatch(const Field& field, const ncclComm* comm, int peer, bool direct) {

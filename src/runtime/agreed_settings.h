@@ -48,6 +48,8 @@ struct AgreedSettings {
   size_t cmaBytes = 0;        // CHORUS_CMA_BYTES
   size_t cmaOneWayBytes = 0;  // CHORUS_CMA_ONE_WAY_BYTES
   size_t cmaReduceMaxBytes = 0;  // CHORUS_CMA_REDUCE_MAX_BYTES
+  size_t cmaSharedCoresBytes = 0;     // CHORUS_CMA_SHARED_CORES_BYTES
+  size_t cmaSharedCoresMaxBytes = 0;  // CHORUS_CMA_SHARED_CORES_MAX_BYTES
   bool crossMemory = false;   // host ranks in several processes, CHORUS_CMA not 0, and every
                               // rank can reach every peer's process (transport/shm/cross_memory.h):
                               // true only when true on every rank (a difference is no error)

@@ -6,6 +6,7 @@
 #include "common/result.h"
 #include "runtime/comm.h"
 #include "runtime/device_direct.h"
+#include "runtime/direct_mode.h"
 
 namespace chorus {
 namespace {
@@ -96,19 +97,7 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
     wait.peerPid = probeablePid(comm->peers[r], comm->peers[comm->rank]);
     wait.peerFailure = &comm->arena->slot(r).failure;
   }
-  // Through the kernel an operation is one round, which pays only where
-  // ranks copy side by side; with fewer cores than ranks the pipelined
-  // staged rounds are faster (4 ranks on 2 cores, staged over kernel:
-  // AllGather 16 KiB 6.6 against 14.5 us, 128 MiB 51 against 64 ms;
-  // Broadcast 256 KiB 38 against 48 us). And only where the kernel's copy
-  // is not much slower than memcpy (kernelCopiesPay).
-  const bool autoChoice = coreEach && settings.kernelCopiesPay;
-  // The kernel reads a peer in the process its waits probe (the same pid,
-  // agreed reachable at init).
-  state.crossMemory = settings.crossMemory && (settings.cma == kCmaOn || autoChoice);
-  state.cmaBytes = settings.cmaBytes;
-  state.cmaOneWayBytes = settings.cmaOneWayBytes;
-  state.cmaReduceMaxBytes = settings.cmaReduceMaxBytes;
+  setKernelCopyLimits(settings, &state);
   // Device buffers: their movers copy as they do anyway.
   state.streamBytes = device ? 0 : settings.streamBytes;
   // Zero-filled, so its pages are faulted in now rather than mid-operation.
@@ -120,11 +109,13 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
 #if defined(CHORUS_HAVE_CUDA)
   if (device) CHORUS_CHECK(setupDeviceDirect(comm, stageBytes, p2p, settings.lendRegistered));
 #endif
-  INFO(kLogInit, "rank %d: direct algorithms on (%s, one-shot AllReduce up to %zu bytes%s)",
+  INFO(kLogInit, "rank %d: direct algorithms on (%s, one-shot AllReduce up to %zu bytes)",
        comm->rank, state.allInThisProcess ? "shared buffers" : "staged rounds",
-       comm->oneShotBytes,
-       state.crossMemory ? ", collectives through the kernel from CHORUS_CMA_BYTES (reductions "
-                           "up to CHORUS_CMA_REDUCE_MAX_BYTES)" : "");
+       comm->oneShotBytes);
+  if (state.crossMemory)
+    INFO(kLogInit, "rank %d: collectives through the kernel from %zu bytes of output per rank "
+         "(Broadcast, Reduce: %zu) up to %zu (reductions: up to %zu bytes of input)", comm->rank,
+         state.cmaBytes, state.cmaOneWayBytes, state.cmaMaxBytes, state.cmaReduceMaxBytes);
   return ncclSuccess;
 }
 

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/result.h"
 #include "runtime/comm.h"
+#include "runtime/direct_mode.h"
 #include "runtime/host_p2p.h"
 
 namespace chorus {
@@ -38,23 +39,6 @@ static_assert(static_cast<int>(OpKind::AllReduce) == static_cast<int>(RingCollec
                       static_cast<int>(RingCollective::ReduceScatter),
               "the ring names collectives as OpKind does");
 
-// How the direct primitives reach peers' data for `op`. Every rank decides
-// alike: the inputs are arguments all ranks share (each rank's meeting
-// record checks them before any data is read) and agreed settings.
-DirectMode directModeFor(const ncclComm* comm, const Op& op, bool oneShot) {
-  const DirectState& state = comm->direct;
-  if (oneShot) return DirectMode::Staged;
-  if (state.allInThisProcess) return DirectMode::Shared;
-  const bool oneWay = op.kind == OpKind::Broadcast || op.kind == OpKind::Reduce;
-  if (!state.crossMemory ||
-      bufferBytes(op, comm->nranks, false) < (oneWay ? state.cmaOneWayBytes : state.cmaBytes))
-    return DirectMode::Staged;
-  const bool copiesOnly = op.kind == OpKind::AllGather || op.kind == OpKind::Broadcast;
-  if (copiesOnly || bufferBytes(op, comm->nranks, true) <= state.cmaReduceMaxBytes)
-    return DirectMode::CrossMemory;
-  return DirectMode::Staged;
-}
-
 // Ranks of one host read each other's data directly (direct_collectives.h);
 // the ring is for communicators that span hosts or may not share memory.
 ncclResult_t runDirect(ncclComm* comm, const Op& op) {
@@ -62,7 +46,9 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   const bool oneShot =
       op.kind == OpKind::AllReduce && op.count * elementSize(op.type) <= comm->oneShotBytes;
   const DirectOpShape shape{static_cast<int>(op.kind), op.count, op.type, op.root, op.redop.kind};
-  DirectPrims prims(&comm->direct, rank, nranks, directModeFor(comm, op, oneShot), shape,
+  const DirectMode mode = directModeFor(comm->direct, op.kind, bufferBytes(op, nranks, true),
+                                        bufferBytes(op, nranks, false), oneShot);
+  DirectPrims prims(&comm->direct, rank, nranks, mode, shape,
                     op.sendbuff, op.recvbuff, op.redop);
   const size_t streamBytes = comm->direct.streamBytes;
   if (streamBytes > 0 && bufferBytes(op, nranks, false) >= streamBytes) prims.writeOutputPastCache();

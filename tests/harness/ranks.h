@@ -86,13 +86,15 @@ class ScopedEnv {
 };
 
 // For the current scope, collectives between processes of every size go
-// through the kernel (CHORUS_CMA=1, both size thresholds 0); reductions
-// still only up to CHORUS_CMA_REDUCE_MAX_BYTES. Tests check
-// crossMemoryAllowed first.
+// through the kernel (CHORUS_CMA=1, the size thresholds 0 and, where ranks
+// share cores, no largest size); reductions still only up to
+// CHORUS_CMA_REDUCE_MAX_BYTES. Tests check crossMemoryAllowed first.
 struct ScopedKernelCopies {
   ScopedEnv cma{"CHORUS_CMA", "1"};
   ScopedEnv cmaBytes{"CHORUS_CMA_BYTES", "0"};
   ScopedEnv cmaOneWayBytes{"CHORUS_CMA_ONE_WAY_BYTES", "0"};
+  ScopedEnv cmaSharedCoresBytes{"CHORUS_CMA_SHARED_CORES_BYTES", "0"};
+  ScopedEnv cmaSharedCoresMaxBytes{"CHORUS_CMA_SHARED_CORES_MAX_BYTES", "1099511627776"};
 };
 
 }  // namespace chorus::test

@@ -1,0 +1,25 @@
+// Which DirectMode one host operation of the direct algorithms runs in,
+// and the sizes that decide it. Every rank decides alike: the inputs are
+// agreed settings and the operation's arguments, which every rank's meeting
+// record checks before any data is read.
+#pragma once
+
+#include <cstddef>
+
+#include "collectives/direct_primitives.h"
+#include "runtime/agreed_settings.h"
+#include "runtime/op.h"
+
+namespace chorus {
+
+// Whether operations may copy through the kernel (state->crossMemory), and
+// for which sizes (state->cma*Bytes).
+void setKernelCopyLimits(const AgreedSettings& settings, DirectState* state);
+
+// The mode of an operation of `kind` whose buffers on this rank hold
+// `inputBytes` and `outputBytes`; one-shot AllReduce reads every input while
+// ranks write their outputs, so its inputs must be staged copies.
+DirectMode directModeFor(const DirectState& state, OpKind kind, size_t inputBytes,
+                         size_t outputBytes, bool oneShot);
+
+}  // namespace chorus
