@@ -133,11 +133,13 @@ def slower_sizes(runs, repeat=1, pick="median"):
         return f"{v:.3f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:.0f}"
 
     def timing(r):
-        spread = f" ({us(r['min_us'])}-{us(r['max_us'])})" if repeat > 1 else ""
+        aside = f", {r['set_aside']} set aside" if r.get("set_aside") else ""
+        spread = f" ({us(r['min_us'])}-{us(r['max_us'])}{aside})" if repeat > 1 else ""
         trip = r.get("round_trip_ns")
         return f"{us(r['time_us'])} us{spread}" + (f" [{trip:.0f} ns]" if trip is not None else "")
 
-    what = f"the {pick} of {repeat} passes, fastest-slowest in brackets" if repeat > 1 else "one pass"
+    what = (f"the {pick} of {repeat} passes, fastest-slowest in brackets, of those in the machine's typical "
+            f"state" if repeat > 1 else "one pass")
     lines = [f"Sizes where a peer was faster than Chorus (Chorus' speed over the peer's; {what};",
              "[ns]: a cache line's round trip between two CPUs just before the pass shown, the machine's speed):"]
     for ratio, op, n, size, mine, best in sorted(out, key=lambda t: t[0]):
@@ -149,7 +151,7 @@ def slower_sizes(runs, repeat=1, pick="median"):
 def failures(runs, repeat=1):
     out = []
     for run in runs:
-        short = [r for r in run.results if r.get("passes", repeat) < repeat]
+        short = [r for r in run.results if r.get("passes", repeat) + r.get("set_aside", 0) < repeat]
         if short and run.status == "ok":
             sizes = ", ".join(f"{fmt_bytes(r['bytes'])} ({r['passes']})" for r in short)
             out.append(f"  !! FEWER PASSES   {run.lib} {run.op} n={run.nranks}: {sizes} of {repeat}")
