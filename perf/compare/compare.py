@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from report import MiB, failures, fmt_bytes, log, make_table, plot, slower_sizes, table_notes
+from report import LIB_TITLES, MiB, failures, fmt_bytes, log, make_table, plot, slower_sizes, table_notes
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -334,27 +334,38 @@ STATE_TOLERANCE = 1.5
 
 def passes_in_typical_state(passes):
     """The passes of each library (a dict) that met the machine in its
-    typical state, and how many each had elsewhere. A VM whose two vCPUs
-    now and then share a core's caches runs a latency-bound pass several
-    times faster (a round trip of 50 ns against 150): the libraries are
-    compared in the state most passes met, the median round trip of all
-    libraries' passes together. A library with no pass there keeps all."""
+    typical state, how many each had elsewhere, and notes on libraries
+    that had none there. A VM whose two vCPUs now and then share a core's
+    caches runs a latency-bound pass up to twice as fast (a round trip of
+    50 ns against 150): the libraries are compared in the state most passes
+    met, the median round trip of all libraries' passes together. Only
+    timings are set aside: a pass that failed or computed a wrong result
+    stays, as it is the size's result. A library with no pass in the
+    typical state keeps all, and a note says so."""
     trips = sorted(p.round_trip_ns for ps in passes.values() for p in ps if p.round_trip_ns)
     if not trips:
-        return passes, {lib: 0 for lib in passes}
+        return passes, {lib: 0 for lib in passes}, []
     typical = trips[len(trips) // 2]
 
-    def in_typical_state(p):
-        return p.round_trip_ns is None or typical / STATE_TOLERANCE <= p.round_trip_ns <= typical * STATE_TOLERANCE
+    def usable(p):
+        return (p.status != "ok" or p.round_trip_ns is None or
+                typical / STATE_TOLERANCE <= p.round_trip_ns <= typical * STATE_TOLERANCE)
 
-    kept = {lib: [p for p in ps if in_typical_state(p)] or ps for lib, ps in passes.items()}
-    aside = {lib: len(passes[lib]) - len(kept[lib]) for lib in passes}
+    kept, aside, notes = {}, {}, []
     for lib, ps in passes.items():
+        kept[lib] = [p for p in ps if usable(p)]
+        if not kept[lib]:
+            kept[lib] = ps
+            first = ps[0]
+            notes.append(f"  {LIB_TITLES[lib]} {first.op} n={first.nranks}: every pass met another machine state "
+                         f"(round trips {', '.join(f'{p.round_trip_ns:.0f}' for p in ps)} ns, typical "
+                         f"{typical:.0f}); its numbers are from there")
+        aside[lib] = len(ps) - len(kept[lib])
         for k, p in enumerate(ps):
-            if p not in kept[lib]:
+            if all(p is not q for q in kept[lib]):
                 log(f"  {lib} {p.op} n={p.nranks}: pass {k + 1} set aside: round trip {p.round_trip_ns:.0f} ns, "
                     f"typical {typical:.0f} ns")
-    return kept, aside
+    return kept, aside, notes
 
 
 def run_collective(args, exe_dir, op, n, state):
@@ -363,13 +374,14 @@ def run_collective(args, exe_dir, op, n, state):
     machine does not favour one of them, and the order rotates from pass to
     pass, so that none always runs first. Returns (one median Run per
     library, of its passes in the machine's typical state, and every pass's
-    Run)."""
+    Run; `state["state_notes"]` gathers passes_in_typical_state's notes)."""
     passes = {lib: [] for lib in args.libs}
     for k in range(args.repeat):
         shift = k % len(args.libs)
         for lib in args.libs[shift:] + args.libs[:shift]:
             passes[lib].append(run_one(args, exe_dir, lib, op, n, state, k))
-    kept, aside = passes_in_typical_state(passes)
+    kept, aside, notes = passes_in_typical_state(passes)
+    state.setdefault("state_notes", []).extend(notes)
     chosen = []
     for lib in args.libs:
         run = median_run(kept[lib], args.pick)
@@ -497,7 +509,11 @@ def main():
               f"{f'; {args.pick} of {args.repeat} passes' if args.repeat > 1 else ''}"
               f"; load average {load_before} before, {load_after} after")
     slower = slower_sizes(runs, args.repeat, args.pick)
+    state_notes = state.get("state_notes", [])
+    if state_notes:
+        state_notes = ["Compared in another machine state than the other libraries:", *state_notes]
     text = "\n".join([header, "", table, "", table_notes()] + (["", *slower] if slower else []) +
+                     (["", *state_notes] if state_notes else []) +
                      (["", "PROBLEMS (these numbers are not valid):"] + bad if bad else [])) + "\n"
     (args.out / "table.txt").write_text(text)
     png = plot(args, runs, args.libs)

@@ -57,8 +57,8 @@ bool canReadEveryPeer(const ncclComm* comm) {
     const pid_t pid = probeablePid(peer, self);
     std::string why = "its pid is in another pid namespace";
     if (pid == 0 || !canReachProcess(pid, peer.crossMemoryProbe, &why)) {
-      INFO(kLogInit, "rank %d cannot reach rank %d's memory (%s): AllGather and Broadcast go "
-           "through staging", comm->rank, peer.rank, why.c_str());
+      INFO(kLogInit, "rank %d cannot reach rank %d's memory (%s): collectives go through "
+           "staging", comm->rank, peer.rank, why.c_str());
       return false;
     }
   }

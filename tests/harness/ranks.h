@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "collectives/direct_primitives.h"
 #include "nccl.h"
 
 namespace chorus::test {
@@ -96,5 +97,12 @@ struct ScopedKernelCopies {
   ScopedEnv cmaSharedCoresBytes{"CHORUS_CMA_SHARED_CORES_BYTES", "0"};
   ScopedEnv cmaSharedCoresMaxBytes{"CHORUS_CMA_SHARED_CORES_MAX_BYTES", "1099511627776"};
 };
+
+// Whether a communicator's direct algorithms copy every size through the
+// kernel, as ScopedKernelCopies asks (reductions up to their own limit).
+inline bool copiesEverySizeThroughTheKernel(const DirectState& state) {
+  return state.crossMemory && state.cmaBytes == 0 && state.cmaOneWayBytes == 0 &&
+         state.cmaMaxBytes >= (size_t{1} << 40);
+}
 
 }  // namespace chorus::test

@@ -642,22 +642,34 @@ TEST(CrossMemoryErrors, ABroadcastIntoAnInaccessibleOutputFailsBothRanksWithoutA
 // Ranks of one host meet before moving data, so ranks that disagree on the
 // operation all fail at once with a message, instead of reading the wrong
 // amount or waiting for the deadline: a different count (small and large
-// messages) and a different collective.
+// messages, and, where the kernel may copy, counts on either side of the
+// smallest and the largest size it copies, so that ranks disagree on the
+// mode too) and a different collective.
 TEST(MismatchedCalls, EveryRankReportsInvalidUsageAtOnce) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv timeout("CHORUS_TIMEOUT", "30");
+  // The same limits whether or not ranks have cores of their own: 512 KiB
+  // to 4 MiB of output per rank.
+  ScopedEnv cma("CHORUS_CMA", "1");
+  ScopedEnv cmaBytes("CHORUS_CMA_BYTES", "524288");
+  ScopedEnv cmaSharedCoresBytes("CHORUS_CMA_SHARED_CORES_BYTES", "524288");
+  ScopedEnv reduceMax("CHORUS_CMA_REDUCE_MAX_BYTES", "4194304");
+  ScopedEnv sharedCoresMax("CHORUS_CMA_SHARED_CORES_MAX_BYTES", "4194304");
+  constexpr int kCases = 5;
   RankOptions options;
-  options.idCount = 3;
+  options.idCount = kCases;
   auto start = std::chrono::steady_clock::now();
   auto failures = runRankProcesses(3, [](RankContext& ctx) {
-    const size_t counts[] = {100, size_t{1} << 19, 1000};
-    for (int c = 0; c < 3; ++c) {
+    // Rank 2 reduces half the count: 1 MiB against 2 MiB of floats, then
+    // 256 against 512 KiB, then 4 against 8 MiB.
+    const size_t counts[kCases] = {100, size_t{1} << 19, size_t{1} << 17, size_t{1} << 21, 1000};
+    for (int c = 0; c < kCases; ++c) {
       ncclComm_t comm = nullptr;
       if (!ctx.checkNccl(ncclCommInitRank(&comm, 3, ctx.ids[c], ctx.rank), "init")) return;
       const size_t count = counts[c];
       std::vector<float> in(count, 1.0f), out(count, 0.0f);
       ncclResult_t r;
-      if (c < 2)
+      if (c < kCases - 1)
         r = ncclAllReduce(in.data(), out.data(), ctx.rank == 2 ? count / 2 : count, ncclFloat,
                           ncclSum, comm, nullptr);
       else if (ctx.rank == 2)

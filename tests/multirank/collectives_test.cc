@@ -243,7 +243,8 @@ void runThroughTheKernel(int nranks, const char* reduceMaxBytes) {
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
   auto failures = runRankProcesses(nranks, [](RankContext& ctx) {
     onComm(ctx, [&](ncclComm_t comm) {
-      if (!ctx.check(comm->direct.crossMemory, "the communicator does not copy through the kernel"))
+      if (!ctx.check(copiesEverySizeThroughTheKernel(comm->direct),
+                     "the communicator does not copy every size through the kernel"))
         return;
       std::vector<CollCase> cases = matrix(ctx.nranks, false);
       // Blocks of many chunks in place: each chunk a rank writes into a

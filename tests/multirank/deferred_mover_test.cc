@@ -70,8 +70,8 @@ void runWithDeferredMover(RankContext& ctx, bool throughKernel) {
   if (!ctx.checkNccl(ncclCommInitRank(&comm, ctx.nranks, ctx.id, ctx.rank), "ncclCommInitRank"))
     return;
   if (ctx.check(comm->arena != nullptr, "the direct algorithms are not on") &&
-      ctx.check(!throughKernel || comm->direct.crossMemory,
-                "the communicator does not copy through the kernel")) {
+      ctx.check(!throughKernel || copiesEverySizeThroughTheKernel(comm->direct),
+                "the communicator does not copy every size through the kernel")) {
     DeferredMover mover;
     comm->direct.mover = &mover;
     for (const CollCase& c : cases(ctx.nranks)) {

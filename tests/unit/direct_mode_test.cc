@@ -80,8 +80,12 @@ TEST(DirectMode, OneShotThreadsAndSlowOrRefusedKernelCopiesDecideFirst) {
   slow.kernelCopiesPay = false;
   EXPECT_FALSE(stateFor(slow).crossMemory);
   EXPECT_EQ(modeAt(stateFor(slow), OpKind::AllGather, 1 << 20), DirectMode::Staged);
-  slow.cma = kCmaOn;  // forced: timing does not matter
+  slow.cma = kCmaOn;  // forced: timing does not matter, sizes do
   EXPECT_TRUE(stateFor(slow).crossMemory);
+  slow.coreEach = false;
+  EXPECT_EQ(modeAt(stateFor(slow), OpKind::AllGather, 1 << 20), DirectMode::CrossMemory);
+  EXPECT_EQ(modeAt(stateFor(slow), OpKind::AllGather, 64 << 10), DirectMode::Staged);
+  EXPECT_EQ(modeAt(stateFor(slow), OpKind::AllGather, 8 << 20), DirectMode::Staged);
   AgreedSettings unreachable = settings;
   unreachable.crossMemory = false;
   unreachable.cma = kCmaOn;
