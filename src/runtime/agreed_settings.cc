@@ -89,6 +89,7 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   out->lendRegistered = out->p2p && localRegistrationEnabled();
   out->stageBytes = static_cast<size_t>(out->device ? deviceStage : stage);
   out->coreEach = comm->nranks <= usableCpus();
+  out->atMostTwoRanksPerCore = comm->nranks <= 2 * usableCpus();
   const std::string cma = settingString("CHORUS_CMA");
   if (cma != "auto" && cma != "0" && cma != "1")
     CHORUS_FAIL(ncclInvalidArgument, "CHORUS_CMA=%s: must be auto, 0 or 1", cma.c_str());
@@ -101,8 +102,8 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   CHORUS_CHECK(readByteCount("CHORUS_STREAM_BYTES", &out->streamBytes));
   out->crossMemory = out->direct && !out->device && out->cma != kCmaOff &&
                      !everyRankWithUs(comm, true) && canReadEveryPeer(comm);
-  // Timed only where `auto` may use it.
-  if (out->crossMemory && out->cma == kCmaAuto) {
+  // Timed only where `auto` may use it (direct_mode.cc).
+  if (out->crossMemory && out->cma == kCmaAuto && out->atMostTwoRanksPerCore) {
     const double slowdown = kernelCopySlowdown();
     out->kernelCopiesPay = slowdown < kKernelCopyBreakEven;
     INFO(kLogInit, "rank %d: a copy through the kernel takes %.2fx a memcpy's time: "
@@ -117,7 +118,8 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
 struct SettingsRecord {
   int64_t valid;
   int64_t slotSize, shmDisabled, nChannels;
-  int64_t direct, device, p2p, lendRegistered, oneShotBytes, stageBytes, coreEach;
+  int64_t direct, device, p2p, lendRegistered, oneShotBytes, stageBytes, coreEach,
+      atMostTwoRanksPerCore;
   int64_t cma, cmaBytes, cmaOneWayBytes, cmaReduceMaxBytes, cmaSharedCoresBytes,
       cmaSharedCoresMaxBytes, crossMemory, kernelCopiesPay;
 };
@@ -126,7 +128,7 @@ SettingsRecord recordOf(const AgreedSettings& s, bool valid) {
   return SettingsRecord{valid, static_cast<int64_t>(s.slotSize), s.shmDisabled, s.nChannels,
                         s.direct, s.device, s.p2p, s.lendRegistered,
                         static_cast<int64_t>(s.oneShotBytes), static_cast<int64_t>(s.stageBytes),
-                        s.coreEach, s.cma, static_cast<int64_t>(s.cmaBytes),
+                        s.coreEach, s.atMostTwoRanksPerCore, s.cma, static_cast<int64_t>(s.cmaBytes),
                         static_cast<int64_t>(s.cmaOneWayBytes),
                         static_cast<int64_t>(s.cmaReduceMaxBytes),
                         static_cast<int64_t>(s.cmaSharedCoresBytes),
@@ -207,6 +209,7 @@ ncclResult_t agreeOnSettings(ncclComm* comm, AgreedSettings* out) {
     // that cannot reach a peer's memory, or finds kernel copies slow, needs
     // every rank to stage.
     out->coreEach = out->coreEach && peer.coreEach != 0;
+    out->atMostTwoRanksPerCore = out->atMostTwoRanksPerCore && peer.atMostTwoRanksPerCore != 0;
     out->lendRegistered = out->lendRegistered && peer.lendRegistered != 0;
     out->crossMemory = out->crossMemory && peer.crossMemory != 0;
     out->kernelCopiesPay = out->kernelCopiesPay && peer.kernelCopiesPay != 0;

@@ -44,6 +44,7 @@ struct AgreedSettings {
   size_t stageBytes = 0;      // CHORUS_STAGE_BYTES, or CHORUS_DEVICE_STAGE_BYTES on devices
   bool coreEach = false;      // a core per rank: follows each process's affinity, true only
                               // when true on every rank (a difference is no error)
+  bool atMostTwoRanksPerCore = false;  // the same for at most two ranks per core
   int cma = 0;                // CHORUS_CMA: kCmaAuto, kCmaOn or kCmaOff
   size_t cmaBytes = 0;        // CHORUS_CMA_BYTES
   size_t cmaOneWayBytes = 0;  // CHORUS_CMA_ONE_WAY_BYTES

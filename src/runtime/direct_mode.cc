@@ -6,10 +6,16 @@ namespace chorus {
 
 void setKernelCopyLimits(const AgreedSettings& settings, DirectState* state) {
   // The kernel reads a peer in the process its waits probe (the same pid,
-  // agreed reachable at init); `auto` only where its copy is not much
-  // slower than memcpy (kernelCopiesPay).
-  state->crossMemory =
-      settings.crossMemory && (settings.cma == kCmaOn || settings.kernelCopiesPay);
+  // agreed reachable at init). `auto` only where its copy is not much
+  // slower than memcpy (kernelCopiesPay), and with at most two ranks per
+  // core: with more, the one round loses to staged rounds at every size
+  // (2 cores, kernel against staged: 6 ranks, AllReduce 1 MiB 972 against
+  // 819 us, AllGather 1 MiB 407 against 342; 8 ranks, AllReduce 4 MiB 5.2
+  // against 3.8 ms; 5 ranks are mixed: AllReduce 512 KiB 328 against 325,
+  // 1 MiB 626 against 685).
+  const bool autoPays = settings.kernelCopiesPay &&
+                        (settings.coreEach || settings.atMostTwoRanksPerCore);
+  state->crossMemory = settings.crossMemory && (settings.cma == kCmaOn || autoPays);
   state->cmaReduceMaxBytes = settings.cmaReduceMaxBytes;
   if (settings.coreEach) {
     state->cmaBytes = settings.cmaBytes;

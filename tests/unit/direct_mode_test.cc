@@ -14,6 +14,7 @@ AgreedSettings kernelCopySettings(bool coreEach) {
   settings.cma = kCmaAuto;
   settings.kernelCopiesPay = true;
   settings.coreEach = coreEach;
+  settings.atMostTwoRanksPerCore = true;
   settings.cmaBytes = 8192;
   settings.cmaOneWayBytes = 32768;
   settings.cmaReduceMaxBytes = 16 << 20;
@@ -68,7 +69,7 @@ TEST(DirectMode, WithRanksSharingCoresKernelCopiesRunInAWindowOfSizes) {
   }
 }
 
-TEST(DirectMode, OneShotThreadsAndSlowOrRefusedKernelCopiesDecideFirst) {
+TEST(DirectMode, OneShotThreadsAndSlowCrowdedOrRefusedKernelCopiesDecideFirst) {
   const AgreedSettings settings = kernelCopySettings(true);
   DirectState state = stateFor(settings);
   EXPECT_EQ(directModeFor(state, OpKind::AllReduce, 1 << 20, 1 << 20, true), DirectMode::Staged);
@@ -86,6 +87,11 @@ TEST(DirectMode, OneShotThreadsAndSlowOrRefusedKernelCopiesDecideFirst) {
   EXPECT_EQ(modeAt(stateFor(slow), OpKind::AllGather, 1 << 20), DirectMode::CrossMemory);
   EXPECT_EQ(modeAt(stateFor(slow), OpKind::AllGather, 64 << 10), DirectMode::Staged);
   EXPECT_EQ(modeAt(stateFor(slow), OpKind::AllGather, 8 << 20), DirectMode::Staged);
+  AgreedSettings crowded = kernelCopySettings(false);
+  crowded.atMostTwoRanksPerCore = false;
+  EXPECT_FALSE(stateFor(crowded).crossMemory);
+  crowded.cma = kCmaOn;
+  EXPECT_EQ(modeAt(stateFor(crowded), OpKind::AllReduce, 1 << 20), DirectMode::CrossMemory);
   AgreedSettings unreachable = settings;
   unreachable.crossMemory = false;
   unreachable.cma = kCmaOn;
