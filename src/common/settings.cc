@@ -61,8 +61,8 @@ const Setting kSettings[] = {
      "ptrace_scope 1 each process lets processes of its user reach it, PR_SET_PTRACER). With "
      "more ranks than cores, only outputs per rank from CHORUS_CMA_SHARED_CORES_BYTES to "
      "CHORUS_CMA_SHARED_CORES_MAX_BYTES. auto: where a copy through the kernel takes less than "
-     "3 times a memcpy's time (timed at init) and no core has more than two ranks; 1: whatever the timing (the sizes as above); 0: "
-     "never."},
+     "3 times a memcpy's time (timed at init) and no core has more than two ranks; 1: "
+     "whatever the timing (the sizes as above); 0: never."},
     {"CHORUS_CMA_BYTES", "8192",
      "The smallest output per rank, in bytes, of an AllGather, AllReduce or ReduceScatter that "
      "CHORUS_CMA applies to."},

@@ -40,8 +40,8 @@ DirectMode directModeFor(const DirectState& state, OpKind kind, size_t inputByte
   if (state.allInThisProcess) return DirectMode::Shared;
   if (!state.crossMemory) return DirectMode::Staged;
   const bool oneWay = kind == OpKind::Broadcast || kind == OpKind::Reduce;
-  if (outputBytes < (oneWay ? state.cmaOneWayBytes : state.cmaBytes) || outputBytes > state.cmaMaxBytes)
-    return DirectMode::Staged;
+  const size_t smallest = oneWay ? state.cmaOneWayBytes : state.cmaBytes;
+  if (outputBytes < smallest || outputBytes > state.cmaMaxBytes) return DirectMode::Staged;
   const bool copiesOnly = kind == OpKind::AllGather || kind == OpKind::Broadcast;
   if (!copiesOnly && inputBytes > state.cmaReduceMaxBytes) return DirectMode::Staged;
   return DirectMode::CrossMemory;

@@ -46,17 +46,17 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   const bool oneShot =
       op.kind == OpKind::AllReduce && op.count * elementSize(op.type) <= comm->oneShotBytes;
   const DirectOpShape shape{static_cast<int>(op.kind), op.count, op.type, op.root, op.redop.kind};
-  const DirectMode mode = directModeFor(comm->direct, op.kind, bufferBytes(op, nranks, true),
-                                        bufferBytes(op, nranks, false), oneShot);
-  DirectPrims prims(&comm->direct, rank, nranks, mode, shape,
-                    op.sendbuff, op.recvbuff, op.redop);
+  const size_t inputBytes = bufferBytes(op, nranks, true);
+  const size_t outputBytes = bufferBytes(op, nranks, false);
+  const DirectMode mode = directModeFor(comm->direct, op.kind, inputBytes, outputBytes, oneShot);
+  DirectPrims prims(&comm->direct, rank, nranks, mode, shape, op.sendbuff, op.recvbuff, op.redop);
   const size_t streamBytes = comm->direct.streamBytes;
-  if (streamBytes > 0 && bufferBytes(op, nranks, false) >= streamBytes) prims.writeOutputPastCache();
+  if (streamBytes > 0 && outputBytes >= streamBytes) prims.writeOutputPastCache();
   // One-shot AllReduce reads every input while ranks write their outputs:
   // its inputs must be copies.
   if (RegisteredBuffers* registered = comm->direct.registered; registered != nullptr && !oneShot) {
-    const ArenaBufferRef input = registered->find(op.sendbuff, bufferBytes(op, nranks, true));
-    const ArenaBufferRef output = registered->find(op.recvbuff, bufferBytes(op, nranks, false));
+    const ArenaBufferRef input = registered->find(op.sendbuff, inputBytes);
+    const ArenaBufferRef output = registered->find(op.recvbuff, outputBytes);
     prims.shareBuffers(input, output);
   }
   switch (op.kind) {
