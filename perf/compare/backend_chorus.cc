@@ -2,9 +2,12 @@
 // Launched as one process per rank with RANK, WORLD_SIZE and either
 // NCCL_COMM_ID=host:port or MASTER_ADDR/MASTER_PORT (docs/launching.md), so
 // every rank derives the same unique id and rank 0 serves the root. The
-// compare script sets CHORUS_DEVICE=host: the buffers are host memory.
+// compare script sets CHORUS_DEVICE=host: the buffers are host memory
+// (with --register, ncclMemAlloc blocks registered with the communicator).
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <map>
 #include <string>
 
 #include "bench_core.h"
@@ -61,6 +64,29 @@ class ChorusBackend : public compare::Backend {
     return false;
   }
 
+  // ncclMemAlloc gives host blocks that peers in other processes may map:
+  // registered, they read and write them in place.
+  float* allocateRegistered(size_t bytes) override {
+    void* buffer = nullptr;
+    void* handle = nullptr;
+    if (!check(ncclMemAlloc(&buffer, bytes), "ncclMemAlloc")) return nullptr;
+    memset(buffer, 0, bytes);
+    if (!check(ncclCommRegister(comm_, buffer, bytes, &handle), "ncclCommRegister")) {
+      ncclMemFree(buffer);
+      return nullptr;
+    }
+    registrations_[buffer] = handle;
+    return static_cast<float*>(buffer);
+  }
+
+  void freeRegistered(float* buffer) override {
+    auto it = registrations_.find(buffer);
+    if (it == registrations_.end()) return;
+    check(ncclCommDeregister(comm_, it->second), "ncclCommDeregister");
+    check(ncclMemFree(buffer), "ncclMemFree");
+    registrations_.erase(it);
+  }
+
   bool maxOverRanks(double* value) override {
     return check(ncclAllReduce(value, value, 1, ncclDouble, ncclMax, comm_, nullptr), "ncclAllReduce(max)");
   }
@@ -83,6 +109,7 @@ class ChorusBackend : public compare::Backend {
   }
 
   ncclComm_t comm_ = nullptr;
+  std::map<void*, void*> registrations_;  // buffer -> ncclCommRegister handle
 };
 
 }  // namespace

@@ -66,6 +66,14 @@ class Backend {
   // False when run() overwrites `send` (Gloo's in-place reduce-scatter): the
   // core then refills the input and runs once more before checking.
   virtual bool keepsInput(Op) const { return true; }
+  // --register: buffers of `bytes` from the library's own allocator,
+  // registered with its communicator and zero-filled (nccl-tests' -R 1);
+  // null, after a message, where it cannot.
+  virtual float* allocateRegistered(size_t /*bytes*/) {
+    fprintf(stderr, "%s cannot register buffers\n", name());
+    return nullptr;
+  }
+  virtual void freeRegistered(float* /*buffer*/) {}
   // *value becomes its maximum over all ranks. Used outside the timed loops,
   // to agree on iteration counts, times and error counts, and as a barrier.
   virtual bool maxOverRanks(double* value) = 0;
@@ -94,13 +102,14 @@ struct Options {
   // into their steady pace.
   int firstMaxIters = 2000000;
   double budget = 1.0;
+  bool registerBuffers = false;  // --register: Backend::allocateRegistered
 };
 
 inline void usage(const char* prog) {
   fprintf(stderr,
           "usage: %s --op allreduce|allgather|broadcast|reducescatter [--min-bytes B] [--max-bytes B]\n"
           "          [--quick] [--data-per-size B] [--min-iters N] [--max-iters N] [--max-warmup N]\n"
-          "          [--budget SECONDS] [--sizes B,B,...]\n",
+          "          [--budget SECONDS] [--sizes B,B,...] [--register]\n",
           prog);
 }
 
@@ -122,6 +131,8 @@ inline bool parseOptions(int argc, char** argv, Options* o) {
       o->firstWarmup = 5;
       o->firstMaxIters = 500000;
       o->budget = 0.25;
+    } else if (a == "--register") {
+      o->registerBuffers = true;
     } else if (a == "--op" && next(&v)) {
       if (!parseOp(v, &o->op)) return false;
       haveOp = true;
@@ -278,8 +289,8 @@ inline int benchMain(Backend& b, int argc, char** argv) {
   size_t maxCount = countFor(o.op, o.sizes.back(), n);
   size_t sendBytes = maxCount * sizeof(float) * ((o.op == Op::ReduceScatter) ? size_t(n) : 1);
   size_t recvBytes = maxCount * sizeof(float) * ((o.op == Op::AllGather) ? size_t(n) : 1);
-  float* send = allocTouched(sendBytes);
-  float* recv = allocTouched(recvBytes);
+  float* send = o.registerBuffers ? b.allocateRegistered(sendBytes) : allocTouched(sendBytes);
+  float* recv = o.registerBuffers ? b.allocateRegistered(recvBytes) : allocTouched(recvBytes);
   if (send == nullptr || recv == nullptr) {
     fprintf(stderr, "rank %d: cannot allocate %zu + %zu bytes\n", rank, sendBytes, recvBytes);
     return 1;
@@ -362,8 +373,11 @@ inline int benchMain(Backend& b, int argc, char** argv) {
       fflush(stdout);
     }
   }
-  free(send);
-  free(recv);
+  for (float* buffer : {send, recv})
+    if (o.registerBuffers)
+      b.freeRegistered(buffer);
+    else
+      free(buffer);
   b.finalize();
   return failures == 0 ? 0 : 3;
 }

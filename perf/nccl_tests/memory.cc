@@ -88,7 +88,17 @@ bool Memory::init(std::string* error) {
 bool Memory::alloc(size_t bytes, void** ptr, std::string* error) {
   const size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign + kAlign;
   if (!onDevice()) {
-    *ptr = aligned_alloc(kAlign, rounded);
+    *ptr = nullptr;
+    if (libraryHost_) {
+      const ncclResult_t r = ncclMemAlloc(ptr, rounded);
+      if (r != ncclSuccess) {
+        *error = std::string("ncclMemAlloc failed: ") + ncclGetErrorString(r) + " (" +
+                 ncclGetLastError(nullptr) + ")";
+        return false;
+      }
+    } else {
+      *ptr = aligned_alloc(kAlign, rounded);
+    }
     if (*ptr == nullptr) {
       *error = "out of host memory allocating " + std::to_string(rounded) + " bytes";
       return false;
@@ -112,7 +122,10 @@ bool Memory::alloc(size_t bytes, void** ptr, std::string* error) {
 void Memory::release(void* ptr) {
   if (ptr == nullptr) return;
   if (!onDevice()) {
-    free(ptr);
+    if (libraryHost_)
+      ncclMemFree(ptr);
+    else
+      free(ptr);
     return;
   }
 #ifdef CHORUS_PERF_CUDA

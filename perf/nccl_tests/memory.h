@@ -24,8 +24,10 @@ std::string describeDevice(int device);
 
 class Memory {
  public:
-  // device < 0: host memory.
-  explicit Memory(int device) : device_(device) {}
+  // device < 0: host memory; from ncclMemAlloc with `libraryHost` (for
+  // registration: the library's host blocks are what peers can map).
+  explicit Memory(int device, bool libraryHost = false)
+      : device_(device), libraryHost_(libraryHost) {}
   ~Memory();
   Memory(const Memory&) = delete;
   Memory& operator=(const Memory&) = delete;
@@ -48,6 +50,7 @@ class Memory {
 
  private:
   int device_;
+  bool libraryHost_;
   cudaStream_t stream_ = nullptr;
 };
 

@@ -137,6 +137,12 @@ if(TARGET chorusrun)
   chorus_perf_test(chorusrun_four_processes --text "launched by" --
     $<TARGET_FILE:chorusrun> -n 4 --timeout 100 $<TARGET_FILE:all_reduce_perf>
     -b 8 -e 4M -f 8 -d float,bfloat16 -o sum,premulsum ${quick})
+  # Registered ncclMemAlloc blocks (-R 1) lent between processes copying
+  # through the kernel at every size: exact.
+  chorus_perf_test(chorusrun_registered_host_blocks --
+    $<TARGET_FILE:chorusrun> -n 3 --timeout 100 -x CHORUS_CMA=1 -x CHORUS_CMA_BYTES=0
+    -x CHORUS_CMA_ONE_WAY_BYTES=0 -x CHORUS_CMA_SHARED_CORES_BYTES=0
+    $<TARGET_FILE:all_reduce_perf> -R 1 -b 8 -e 4M -f 8 -d float,bfloat16 -o sum,premulsum ${quick})
   chorus_perf_test(chorusrun_every_collective --
     $<TARGET_FILE:chorusrun> -n 3 --timeout 100 $<TARGET_FILE:all_gather_perf> -b 8 -e 1M -f 32 ${quick})
   # Rank 0 still prints its summary (FAILED) and writes its JSON file, which

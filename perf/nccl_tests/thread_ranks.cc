@@ -93,7 +93,7 @@ void ThreadRanks::init() {
   for (Slot& s : slots_) {
     int device = -1;
     check(ncclCommCuDevice(s.comm, &device), "ncclCommCuDevice", s.comm);
-    s.memory.reset(new Memory(device >= 0 && devices > 0 ? device : -1));
+    s.memory.reset(new Memory(device >= 0 && devices > 0 ? device : -1, options_.localRegister));
     std::string error;
     checkMemory(s.memory->init(&error), error);
     checkMemory(s.memory->alloc(options_.maxBytes, &s.send, &error), error);

@@ -3,38 +3,28 @@
 //
 // ncclMemAlloc gives memory that a communicator created now on this thread
 // takes: GPU memory of the current device (cudaMalloc) when communicators
-// bind to a device, else page-aligned host memory, so programs written for
-// GPUs run unchanged on the host path. Registration records the buffer and
-// checks that the communicator reaches it; on a device communicator whose
-// ranks map each other's GPU memory it also lends the buffer to peers in
-// other processes, which then read it in place instead of a staged copy
-// (runtime/device_registrations.h; ranks of one process read each other's
-// buffers in place anyway).
+// bind to a device, else a page-aligned host block that other processes may
+// map (runtime/host_blocks.h), so programs written for GPUs run unchanged
+// on the host path. Registration records the buffer and checks that the
+// communicator reaches it; where peers in other processes can map it (GPU
+// memory between GPUs that map each other's, a host block) it also lends
+// the buffer to them, and they read and write it in place instead of
+// through a staged copy or the kernel (runtime/device_registrations.h;
+// ranks of one process reach each other's buffers in place anyway).
 #include <cstdint>
-#include <cstdlib>
 #include <mutex>
-#include <set>
 
 #include "api/api_export.h"
 #include "common/result.h"
 #include "runtime/comm.h"
 #include "runtime/device.h"
+#include "runtime/host_blocks.h"
 
 #ifdef CHORUS_HAVE_CUDA
 #include <cuda_runtime.h>
 #endif
 
 using namespace chorus;
-
-namespace {
-
-constexpr size_t kHostAlignment = 4096;
-
-// Host blocks handed out by ncclMemAlloc, so ncclMemFree knows which free to call.
-std::mutex gHostBlocksMutex;
-std::set<void*> gHostBlocks;
-
-}  // namespace
 
 NCCL_API(ncclResult_t, ncclMemAlloc, void** ptr, size_t size) {
   if (ptr == nullptr) CHORUS_FAIL(ncclInvalidArgument, "ncclMemAlloc: ptr is NULL");
@@ -50,28 +40,16 @@ NCCL_API(ncclResult_t, ncclMemAlloc, void** ptr, size_t size) {
     return ncclSuccess;
   }
 #endif
-  // Rounding a size near SIZE_MAX up to the alignment would wrap to a tiny block.
-  if (size > SIZE_MAX - kHostAlignment)
-    CHORUS_FAIL(ncclSystemError, "ncclMemAlloc: out of host memory allocating %zu bytes", size);
-  const size_t rounded = (size + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
-  void* block = aligned_alloc(kHostAlignment, rounded);
+  void* block = allocateHostBlock(size);
   if (block == nullptr)
     CHORUS_FAIL(ncclSystemError, "ncclMemAlloc: out of host memory allocating %zu bytes", size);
-  std::lock_guard<std::mutex> lock(gHostBlocksMutex);
-  gHostBlocks.insert(block);
   *ptr = block;
   return ncclSuccess;
 }
 
 NCCL_API(ncclResult_t, ncclMemFree, void* ptr) {
   if (ptr == nullptr) return ncclSuccess;
-  {
-    std::lock_guard<std::mutex> lock(gHostBlocksMutex);
-    if (gHostBlocks.erase(ptr) == 1) {
-      free(ptr);
-      return ncclSuccess;
-    }
-  }
+  if (freeHostBlock(ptr)) return ncclSuccess;
 #ifdef CHORUS_HAVE_CUDA
   const cudaError_t err = cudaFree(ptr);
   if (err == cudaSuccess) return ncclSuccess;

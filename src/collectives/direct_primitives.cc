@@ -87,7 +87,12 @@ size_t DirectPrims::gatherRoundElems() const {
 }
 
 void DirectPrims::shareBuffers(const ArenaBufferRef& input, const ArenaBufferRef& output) {
-  if (shared_) return;  // peers read every buffer in place already
+  if (!lendsIn(*state_, crossMemory_ ? DirectMode::CrossMemory
+                        : shared_    ? DirectMode::Shared
+                                     : DirectMode::Staged))
+    return;
+  // In CrossMemory mode the line holds two refs or two addresses.
+  if (crossMemory_ && (input.id == 0 || output.id == 0)) return;
   lentInput_ = input;
   lentOutput_ = output;
 }
@@ -230,8 +235,16 @@ ncclResult_t DirectPrims::publishRound(const RoundPieces& pieces, bool contribut
   line.count = shape_.count;
   line.scalar = op_.scalar;
   if (shared_) {
-    line.buffers.input = reinterpret_cast<uint64_t>(input_);
-    line.buffers.output = reinterpret_cast<uint64_t>(output_);
+    const bool lent = lentInput_.id != 0;  // both sides (shareBuffers)
+    line.sharing = static_cast<uint8_t>((input_ == output_ ? kLineInPlace : 0) |
+                                        (lent ? kLineLent : 0));
+    if (lent) {
+      line.inPlace.input = lentInput_;
+      line.inPlace.output = lentOutput_;
+    } else {
+      line.buffers.input = reinterpret_cast<uint64_t>(input_);
+      line.buffers.output = reinterpret_cast<uint64_t>(output_);
+    }
     return ncclSuccess;
   }
   if (lends()) {
@@ -279,12 +292,14 @@ ncclResult_t DirectPrims::checkRecords(int peers) const {
 }
 
 ncclResult_t DirectPrims::resolveLent(int peers) {
-  if (!lends()) return ncclSuccess;
+  if (!lends() && !crossMemory_) return ncclSuccess;
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
     const ArenaOpLine& line = lineOf(r);
     const char* input = nullptr;
     const char* output = nullptr;
+    state_->peerInput[r] = state_->peerOutput[r] = nullptr;
+    if (shared_ && !lentInPlace(r)) continue;  // its line holds addresses
     if ((line.inPlace.input.id != 0 || line.inPlace.output.id != 0) && state_->registered == nullptr)
       CHORUS_FAIL(ncclInternalError, "rank %d lends its buffers, which rank %d cannot reach", r,
                   rank_);
@@ -308,6 +323,8 @@ char* DirectPrims::stagedBase(int r) const {
 const char* DirectPrims::dataOf(int r, Side side, size_t element) const {
   if (r == rank_)
     return (side == Side::Input ? input_ : output_) + element * elemSize_;
+  if (lentInPlace(r))
+    return (side == Side::Input ? state_->peerInput[r] : state_->peerOutput[r]) + element * elemSize_;
   if (shared_) {
     const ArenaOpLine& line = lineOf(r);
     return reinterpret_cast<const char*>(side == Side::Input ? line.buffers.input
@@ -425,7 +442,7 @@ ncclResult_t DirectPrims::copyTo(int peer, Side side, size_t src, size_t dst, si
   if (!shared_)
     CHORUS_FAIL(ncclInternalError, "rank %d: copyTo needs peers' buffers in place", rank_);
   const char* from = dataOf(rank_, side, src);
-  const uint64_t to = lineOf(peer).buffers.output + dst * elemSize_;
+  const uint64_t to = reinterpret_cast<uint64_t>(dataOf(peer, Side::Output, dst));
   const bool kernel = throughKernel(peer);
   if (!kernel && reinterpret_cast<const char*>(to) == from) return ncclSuccess;
   // The kernel copies at once: what the mover still has queued (the
@@ -452,8 +469,7 @@ ncclResult_t DirectPrims::copyTo(int peer, Side side, size_t src, size_t dst, si
 
 bool DirectPrims::inPlaceAt(int r) const {
   if (r == rank_) return input_ == output_;
-  const ArenaOpLine& line = lineOf(r);
-  return line.buffers.input == line.buffers.output;
+  return (lineOf(r).sharing & kLineInPlace) != 0;
 }
 
 ncclResult_t DirectPrims::barrier() { return arriveAndWait("waiting in an operation for"); }
@@ -463,7 +479,8 @@ ncclResult_t DirectPrims::finish() {
   // with its communicator, and lent buffers belong to the caller, so there
   // the ranks meet once more, and no peer reads them after the operation.
   // Either way the output is complete when the operation ends.
-  if (shared_ || !state_->deviceStaging.empty() || state_->registered != nullptr)
+  if (shared_ || !state_->deviceStaging.empty() ||
+      (state_->registered != nullptr && state_->lendWhenStaged))
     return arriveAndWait("waiting to finish an operation with");
   return state_->mover->settle();
 }

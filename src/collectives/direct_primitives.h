@@ -25,6 +25,10 @@
 // (shareBuffers: registered device memory that peers map, see
 // RegisteredBuffers): it stages nothing from a lent side and its peers
 // read that side in place, as in Shared mode; the rounds stay the same.
+// In CrossMemory mode a rank whose input and output are both registered
+// host blocks that every peer maps lends them instead of their addresses:
+// its peers then read and write them in place, as in Shared mode, and the
+// kernel copies only for peers that did not lend.
 #pragma once
 
 #include <sys/types.h>
@@ -81,6 +85,10 @@ struct DirectState {
   // memory, mapped from every rank's allocation); empty otherwise.
   std::vector<char*> deviceStaging;
   RegisteredBuffers* registered = nullptr;  // lent buffers, where ranks may lend them
+  // Whether Staged rounds lend buffers too (device communicators, whose
+  // operations end with a meeting anyway); otherwise only CrossMemory mode
+  // does, and staged host rounds keep running ahead of their readers.
+  bool lendWhenStaged = false;
   // Per rank, this round: where its lent input and output start, or null
   // when that side is staged.
   std::vector<const char*> peerInput, peerOutput;
@@ -149,11 +157,19 @@ class DirectPrims {
   // one staged piece (AllGather): roundElems(1), within the read budget.
   size_t gatherRoundElems() const;
 
-  // Staged mode, before the first round: peers may read this rank's input
-  // and/or output (refs with id != 0, from RegisteredBuffers::find) in
-  // place. Only for algorithms that, like Shared mode, leave what a peer
-  // reads untouched until the meeting after it: not one-shot AllReduce.
+  // Before the first round: peers may reach this rank's input and/or
+  // output (refs with id != 0, from RegisteredBuffers::find) in place.
+  // Staged mode (with lendWhenStaged): each side on its own, and only for
+  // algorithms that, like Shared mode, leave what a peer reads untouched
+  // until the meeting after it: not one-shot AllReduce. CrossMemory mode:
+  // both sides or neither. Shared mode ignores it.
   void shareBuffers(const ArenaBufferRef& input, const ArenaBufferRef& output);
+  // Whether this operation lends buffers in its mode (so RegisteredBuffers::find
+  // is worth its lock).
+  static bool lendsIn(const DirectState& state, DirectMode mode) {
+    return state.registered != nullptr &&
+           (mode == DirectMode::CrossMemory || (mode == DirectMode::Staged && state.lendWhenStaged));
+  }
 
   // `readsFrom` of exchange: every peer, none, or else the one rank named.
   static constexpr int kAllPeers = -1;
@@ -223,14 +239,17 @@ class DirectPrims {
   ncclResult_t resolveLent(int peers);
   // Whether this round's line carries lent buffers (not data, not addresses).
   bool lends() const { return !shared_ && !inline_; }
+  // Whether rank r (a peer read this round) lent its buffers in place of
+  // their addresses (CrossMemory mode).
+  bool lentInPlace(int r) const { return shared_ && (lineOf(r).sharing & kLineLent) != 0; }
   ncclResult_t arriveAndWait(const char* what);
   // `result` of a copy to or from `peer`'s buffer, or the peer's own
   // failure when it has left the operation.
   ncclResult_t peerCopyResult(int peer, const char* what, ncclResult_t result) const;
   // Whether `peer`'s buffer is reached through the kernel: CrossMemory mode,
-  // a peer in another process.
+  // a peer in another process that did not lend its buffers.
   bool throughKernel(int peer) const {
-    return crossMemory_ && peer != rank_ && state_->waits[peer].peerPid != 0;
+    return crossMemory_ && peer != rank_ && state_->waits[peer].peerPid != 0 && !lentInPlace(peer);
   }
   // Where rank r's input [element, +n) (n <= one chunk) is read from: in
   // place, or, from a peer reached through the kernel, read into peer copy

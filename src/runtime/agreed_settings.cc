@@ -86,7 +86,9 @@ ncclResult_t readSettings(const ncclComm* comm, AgreedSettings* out) {
   out->direct = algo != "ring" && !out->shmDisabled && everyRankWithUs(comm, false);
   out->device = !comm->onHost();
   out->p2p = out->device && deviceP2pEnabled();
-  out->lendRegistered = out->p2p && localRegistrationEnabled();
+  // Device buffers are lent only between GPUs that map each other's memory;
+  // host blocks wherever peers may map them (runtime/host_blocks.h).
+  out->lendRegistered = (out->p2p || !out->device) && localRegistrationEnabled();
   out->stageBytes = static_cast<size_t>(out->device ? deviceStage : stage);
   out->coreEach = comm->nranks <= usableCpus();
   out->atMostTwoRanksPerCore = comm->nranks <= 2 * usableCpus();

@@ -38,8 +38,8 @@ struct AgreedSettings {
   bool direct = false;        // every rank on this host, shared memory allowed, not CHORUS_HOST_ALGO=ring
   bool device = false;        // bound to a CUDA device, not the host
   bool p2p = false;           // device staging mapped between GPUs (NCCL_P2P_DISABLE)
-  bool lendRegistered = false;  // registered device buffers lent to peers (NCCL_LOCAL_REGISTER
-                                // on every rank)
+  bool lendRegistered = false;  // registered buffers lent to peers (NCCL_LOCAL_REGISTER on
+                                // every rank; device buffers only with p2p)
   size_t oneShotBytes = 0;    // CHORUS_ONESHOT_BYTES
   size_t stageBytes = 0;      // CHORUS_STAGE_BYTES, or CHORUS_DEVICE_STAGE_BYTES on devices
   bool coreEach = false;      // a core per rank: follows each process's affinity, true only

@@ -127,7 +127,8 @@ struct ncclComm {
   // Device communicators: staging and scratch in CUDA memory (released
   // before the arena, whose staging it may have registered).
   std::unique_ptr<chorus::DeviceStaging> deviceStaging;
-  // Device communicators with p2p: registered buffers lent to peers.
+  // Registered buffers lent to peers: device communicators with p2p, host
+  // communicators whose ranks copy through the kernel (runtime/host_blocks.h).
   std::unique_ptr<chorus::DeviceRegistrations> deviceRegistrations;
   chorus::DirectState direct;
   std::vector<char> directScratch;

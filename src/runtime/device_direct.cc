@@ -163,6 +163,7 @@ ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p, bool
     comm->deviceRegistrations =
         std::make_unique<DeviceRegistrations>(comm, cudaIpcMemory(comm->cudaDev, rank));
     state.registered = comm->deviceRegistrations.get();
+    state.lendWhenStaged = true;
   }
   INFO(kLogInit, "rank %d: device staging %zu bytes x %d in %s", rank, stageBytes, kArenaParities,
        p2p ? "GPU memory (CUDA IPC between processes)" : "pinned shared host memory");

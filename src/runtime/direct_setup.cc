@@ -6,6 +6,8 @@
 #include "common/result.h"
 #include "runtime/comm.h"
 #include "runtime/device_direct.h"
+#include "runtime/device_registrations.h"
+#include "runtime/host_blocks.h"
 #include "runtime/direct_mode.h"
 
 namespace chorus {
@@ -106,6 +108,12 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   state.scratch = comm->directScratch.data();
   state.chunkBytes = kDirectChunkBytes;
   if (state.crossMemory) state.peerCopies = state.scratch + kDirectChunkBytes;
+  // Where a peer's buffers would be read through the kernel, registered
+  // host blocks are lent instead: peers map them and reach them in place.
+  if (state.crossMemory && !device && settings.lendRegistered) {
+    comm->deviceRegistrations = std::make_unique<DeviceRegistrations>(comm, hostBlockMemory());
+    state.registered = comm->deviceRegistrations.get();
+  }
 #if defined(CHORUS_HAVE_CUDA)
   if (device) CHORUS_CHECK(setupDeviceDirect(comm, stageBytes, p2p, settings.lendRegistered));
 #endif

@@ -54,10 +54,10 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   if (streamBytes > 0 && outputBytes >= streamBytes) prims.writeOutputPastCache();
   // One-shot AllReduce reads every input while ranks write their outputs:
   // its inputs must be copies.
-  if (RegisteredBuffers* registered = comm->direct.registered; registered != nullptr && !oneShot) {
-    const ArenaBufferRef input = registered->find(op.sendbuff, inputBytes);
-    const ArenaBufferRef output = registered->find(op.recvbuff, outputBytes);
-    prims.shareBuffers(input, output);
+  if (!oneShot && DirectPrims::lendsIn(comm->direct, mode)) {
+    RegisteredBuffers& registered = *comm->direct.registered;
+    prims.shareBuffers(registered.find(op.sendbuff, inputBytes),
+                       registered.find(op.recvbuff, outputBytes));
   }
   switch (op.kind) {
     case OpKind::AllReduce:

@@ -151,16 +151,25 @@ std::string describe(const CollCase& c) {
          std::to_string(c.root) + (c.inPlace ? " in-place" : " out-of-place");
 }
 
-void runAndCheck(RankContext& ctx, ncclComm_t comm, const CollCase& c) {
+void runAndCheck(RankContext& ctx, ncclComm_t comm, const CollCase& c, const GivenBuffers* given) {
   const int n = ctx.nranks, rank = ctx.rank;
   const size_t es = elementSize(c.type), count = c.count;
   const size_t total = count * static_cast<size_t>(n);
+  if (given != nullptr && !ctx.check(std::max<size_t>(total, 1) * es <= given->bytes,
+                                     describe(c) + " does not fit the buffers given"))
+    return;
   std::vector<char> sendStore, recvStore;
   void* send = nullptr;
   void* recv = nullptr;
   auto buffer = [&](std::vector<char>& store, size_t elements) {
-    store.assign(std::max<size_t>(elements, 1) * es, static_cast<char>(0x5a));
-    return static_cast<void*>(store.data());
+    const size_t bytes = std::max<size_t>(elements, 1) * es;
+    if (given == nullptr) {
+      store.assign(bytes, static_cast<char>(0x5a));
+      return static_cast<void*>(store.data());
+    }
+    void* at = &store == &sendStore ? given->send : given->recv;
+    memset(at, 0x5a, bytes);
+    return at;
   };
   auto element = [&](void* base, size_t i) { return static_cast<char*>(base) + i * es; };
 

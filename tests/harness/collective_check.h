@@ -29,8 +29,18 @@ std::string describe(const CollCase& c);
 const char* collName(Coll coll);
 bool isReduction(Coll coll);
 
+// Buffers a case may use instead of its own (registered memory): its input
+// and output start at `send` and `recv`, each of `bytes`.
+struct GivenBuffers {
+  void* send;
+  void* recv;
+  size_t bytes;
+};
+
 // Runs the case on `comm` (every rank of it must call this with the same
-// case) and records any wrong element or error in ctx.
-void runAndCheck(RankContext& ctx, ncclComm_t comm, const CollCase& c);
+// case) and records any wrong element or error in ctx. With `given`, in
+// those buffers (a case that does not fit them is a failure).
+void runAndCheck(RankContext& ctx, ncclComm_t comm, const CollCase& c,
+                 const GivenBuffers* given = nullptr);
 
 }  // namespace chorus::test

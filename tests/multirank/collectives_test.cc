@@ -6,13 +6,16 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness/collective_check.h"
 #include "harness/ranks.h"
 #include "runtime/comm.h"
+#include "runtime/device_registrations.h"
 #include "transport/shm/node_arena.h"
 
 using namespace chorus::test;
@@ -270,6 +273,97 @@ TEST_P(CollectivesThroughTheKernel, EveryCollectiveTypeAndOpIsExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesThroughTheKernel, ::testing::Values(2, 3, 4, 5));
+
+// Every rank registers an ncclMemAlloc block for input and one for output
+// and waits until every peer has mapped both (they are then lent).
+struct LentBlocks {
+  void* send = nullptr;
+  void* recv = nullptr;
+  void* handles[2] = {};
+  size_t bytes = 0;
+};
+
+bool lendBlocks(RankContext& ctx, ncclComm_t comm, size_t bytes, LentBlocks* blocks) {
+  blocks->bytes = bytes;
+  if (!ctx.checkNccl(ncclMemAlloc(&blocks->send, bytes), "ncclMemAlloc") ||
+      !ctx.checkNccl(ncclMemAlloc(&blocks->recv, bytes), "ncclMemAlloc") ||
+      !ctx.checkNccl(ncclCommRegister(comm, blocks->send, bytes, &blocks->handles[0]), "register") ||
+      !ctx.checkNccl(ncclCommRegister(comm, blocks->recv, bytes, &blocks->handles[1]), "register"))
+    return false;
+  chorus::DeviceRegistrations& lending = *comm->deviceRegistrations;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  auto lent = [&] {
+    return lending.find(blocks->send, bytes).id != 0 && lending.find(blocks->recv, bytes).id != 0;
+  };
+  while (!lent() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return ctx.check(lent(), "peers did not map the registered blocks within 20 s");
+}
+
+void releaseBlocks(RankContext& ctx, ncclComm_t comm, LentBlocks* blocks) {
+  for (void*& handle : blocks->handles)
+    if (handle != nullptr) ctx.checkNccl(ncclCommDeregister(comm, handle), "deregister");
+  blocks->handles[0] = blocks->handles[1] = nullptr;
+  ctx.checkNccl(ncclMemFree(blocks->send), "ncclMemFree");
+  ctx.checkNccl(ncclMemFree(blocks->recv), "ncclMemFree");
+}
+
+// Where peers would be read through the kernel, registered host blocks
+// (ncclMemAlloc) are lent instead: peers map them and read and write them
+// in place. The whole matrix with every rank's buffers lent, then with
+// every rank's but rank 0's (read through the kernel while the others are
+// read in place, in the same operations): exact, and lent buffers read.
+void runWithLentBlocks(int nranks) {
+  std::string why;
+  if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedKernelCopies kernelCopies;
+  ScopedEnv reduceMax("CHORUS_CMA_REDUCE_MAX_BYTES", "1099511627776");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
+  auto failures = runRankProcesses(nranks, [](RankContext& ctx) {
+    onComm(ctx, [&](ncclComm_t comm) {
+      if (!ctx.check(copiesEverySizeThroughTheKernel(comm->direct) &&
+                         comm->deviceRegistrations != nullptr,
+                     "the communicator does not lend registered blocks at every size"))
+        return;
+      const std::vector<CollCase> cases = matrix(ctx.nranks, false);
+      // The largest case: 1 MiB + 5 int64 elements per rank and block.
+      const size_t bytes = ((size_t{1} << 20) + 5) * 8 * static_cast<size_t>(ctx.nranks);
+      LentBlocks blocks;
+      if (!lendBlocks(ctx, comm, bytes, &blocks)) return releaseBlocks(ctx, comm, &blocks);
+      const GivenBuffers given{blocks.send, blocks.recv, bytes};
+      for (bool rankZeroLends : {true, false}) {
+        const std::string lenders = rankZeroLends ? "every rank" : "every rank but rank 0";
+        barrier(ctx, comm);
+        const uint64_t readBefore = comm->deviceRegistrations->resolvedCount();
+        for (const CollCase& c : cases) {
+          runAndCheck(ctx, comm, c, &given);
+          if (!ctx.failures.empty()) {
+            ctx.fail("lent by " + lenders + ": " + describe(c));
+            return releaseBlocks(ctx, comm, &blocks);
+          }
+        }
+        // Once rank 0 stops lending, a rank whose only peer is rank 0 reads
+        // nothing in place.
+        const bool readsALender = rankZeroLends || ctx.rank == 0 || ctx.nranks > 2;
+        ctx.check(!readsALender || comm->deviceRegistrations->resolvedCount() > readBefore,
+                  "lent by " + lenders + ": no peer's block was read in place");
+        if (ctx.rank == 0 && blocks.handles[0] != nullptr)
+          for (void*& handle : blocks.handles) {
+            ctx.checkNccl(ncclCommDeregister(comm, handle), "deregister");
+            handle = nullptr;
+          }
+      }
+      releaseBlocks(ctx, comm, &blocks);
+    });
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+class CollectivesOnLentHostBlocks : public ::testing::TestWithParam<int> {};
+
+TEST_P(CollectivesOnLentHostBlocks, EveryCollectiveTypeAndOpIsExact) { runWithLentBlocks(GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesOnLentHostBlocks, ::testing::Values(2, 3, 4));
 
 // Reductions of more than 4 KiB of input per rank stay staged while the
 // smaller ones, AllGather and Broadcast go through the kernel: one

@@ -151,6 +151,7 @@ HostExport& lendThroughHost(RankContext& ctx, ncclComm_t comm) {
   HostExport& memory = *owned;
   comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));
   comm->direct.registered = comm->deviceRegistrations.get();
+  comm->direct.lendWhenStaged = true;  // as device communicators do
   return memory;
 }
 

@@ -20,7 +20,7 @@
 // staging areas ("parity") and run at most one round ahead.
 //
 // A rank may also let peers in other processes read its buffers in place
-// (registered device memory): its slot holds a table of those buffers (an
+// (registered device memory, registered host blocks): its slot holds a table of those buffers (an
 // opaque handle a peer maps, e.g. a CUDA IPC handle) and the table's
 // generation; each rank says, per peer, up to which generation it has
 // mapped that peer's table (`synced`); and a round's line names an entry
@@ -78,23 +78,29 @@ struct alignas(64) ArenaOpLine {
   int8_t kind;
   int8_t type;
   int8_t redop;
-  int8_t pad;
+  uint8_t sharing;  // Shared and CrossMemory modes: kLine* bits
   int32_t root;
   uint32_t pad2;
   uint64_t count;
   uint64_t scalar;  // PreMulSum: this rank's own scalar (each rank scales its own input)
   union {
-    struct {  // Shared mode: the owner's buffers (in its own address space)
+    struct {  // Shared and CrossMemory modes: the owner's buffers (in its own address space)
       uint64_t input;
       uint64_t output;
     } buffers;
     char inlineData[kArenaInlineBytes];  // Staged mode, small rounds
-    struct {  // Staged mode, other rounds: buffers peers read in place (id 0: staged)
+    // Staged mode, other rounds: buffers peers read in place (id 0: staged);
+    // CrossMemory mode with kLineLent: both buffers, which peers map.
+    struct {
       ArenaBufferRef input;
       ArenaBufferRef output;
     } inPlace;
   };
 };
+// ArenaOpLine::sharing: the owner's input is its output; the line names its
+// buffers as lent registrations (inPlace) instead of addresses (buffers).
+constexpr uint8_t kLineInPlace = 1;
+constexpr uint8_t kLineLent = 2;
 static_assert(sizeof(ArenaOpLine) == 64, "an operation line is one cache line");
 
 struct alignas(64) ArenaRankSlot {
