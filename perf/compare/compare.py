@@ -241,7 +241,7 @@ def run_one(args, exe_dir, lib, op, nranks, state, pass_index=0):
     if run.round_trip_ns is not None:
         log(f"  {lib} {op} n={nranks}: a cache line's round trip between two CPUs now {run.round_trip_ns:.0f} ns")
     exe = str(exe_dir / f"compare_{lib}")
-    bargs = bench_args(args, op)
+    bargs = bench_args(args, op) + (["--register"] if lib == "chorus" and args.register else [])
     suffix = f"-pass{pass_index + 1}" if args.repeat > 1 else ""
     logpath = args.out / "logs" / f"{lib}-{op}-n{nranks}{suffix}.log"
     base = dict(os.environ)
@@ -442,9 +442,14 @@ def main():
                         "the pass with the median time (default %(default)s; 3 takes about 3 times as long)")
     p.add_argument("--pick", choices=["median", "best"], default="median",
                    help="with --repeat: report each size's median pass or its fastest (default %(default)s)")
+    p.add_argument("--register", action="store_true",
+                   help="Chorus runs on ncclMemAlloc buffers registered with its communicator (as "
+                        "nccl-tests' -R 1), which peers then reach in place; the other libraries as always")
     args = p.parse_args()
 
     args.libs = [x for x in args.libs.split(",") if x]
+    if args.register:
+        LIB_TITLES["chorus"] = "Chorus (registered)"
     args.ops = [x for x in args.ops.split(",") if x]
     args.ranks = [int(x) for x in args.ranks.split(",") if x]
     if args.repeat < 1:
@@ -505,6 +510,7 @@ def main():
     # Other work on the machine moves these numbers a lot on 2 cores: say how busy it was.
     load_after = loadavg()
     header = (f"Chorus side by side: host memory, float sum, root 0; {machine['nproc']} cores ({machine['cpu']})"
+              f"{'; Chorus on registered ncclMemAlloc buffers (--register)' if args.register else ''}"
               f"{'; --quick' if args.quick else ''}"
               f"{f'; {args.pick} of {args.repeat} passes' if args.repeat > 1 else ''}"
               f"; load average {load_before} before, {load_after} after")
@@ -520,7 +526,7 @@ def main():
     meta = {
         "command": command, "started": started.isoformat(timespec="seconds"),
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine, "loadavg_before": load_before, "loadavg_after": load_after, "quick": args.quick, "repeat": args.repeat, "pick": args.pick, "ranks": args.ranks, "ops": args.ops,
+        "machine": machine, "loadavg_before": load_before, "loadavg_after": load_after, "quick": args.quick, "register": args.register, "repeat": args.repeat, "pick": args.pick, "ranks": args.ranks, "ops": args.ops,
         "inherited_env": {k: v for k, v in os.environ.items()
                           if k.startswith(("NCCL_", "CHORUS_", "OMPI_", "MPIR_", "MPICH_", "UCX_", "GLOO_"))},
         "runs": [{"lib": r.lib, "op": r.op, "nranks": r.nranks, "version": r.version, "status": r.status,

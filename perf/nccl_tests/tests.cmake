@@ -137,8 +137,9 @@ if(TARGET chorusrun)
   chorus_perf_test(chorusrun_four_processes --text "launched by" --
     $<TARGET_FILE:chorusrun> -n 4 --timeout 100 $<TARGET_FILE:all_reduce_perf>
     -b 8 -e 4M -f 8 -d float,bfloat16 -o sum,premulsum ${quick})
-  # Registered ncclMemAlloc blocks (-R 1) lent between processes copying
-  # through the kernel at every size: exact.
+  # Registered ncclMemAlloc blocks (-R 1) between processes asked to copy
+  # through the kernel at every size: exact (lent where the machine allows
+  # kernel copies; that they are lent is CollectivesOnLentHostBlocks' check).
   chorus_perf_test(chorusrun_registered_host_blocks --
     $<TARGET_FILE:chorusrun> -n 3 --timeout 100 -x CHORUS_CMA=1 -x CHORUS_CMA_BYTES=0
     -x CHORUS_CMA_ONE_WAY_BYTES=0 -x CHORUS_CMA_SHARED_CORES_BYTES=0

@@ -9,7 +9,7 @@
 // communicator reaches it; where peers in other processes can map it (GPU
 // memory between GPUs that map each other's, a host block) it also lends
 // the buffer to them, and they read and write it in place instead of
-// through a staged copy or the kernel (runtime/device_registrations.h;
+// through a staged copy or the kernel (runtime/lent_registrations.h;
 // ranks of one process reach each other's buffers in place anyway).
 #include <cstdint>
 #include <mutex>
@@ -78,11 +78,11 @@ NCCL_API(ncclResult_t, ncclCommRegister, const ncclComm_t comm, void* buff, size
     CHORUS_FAIL(ncclInvalidArgument, "%s: size %zu at %p is not a buffer", caller, size, buff);
   if (!comm->onHost()) CHORUS_CHECK(checkDeviceBuffer(comm->cudaDev, buff, caller, "buff"));
   // Its CUDA calls outside the lock, which the proxy takes.
-  DeviceRegistrations::Export exported;
-  if (comm->deviceRegistrations) exported = comm->deviceRegistrations->exportBuffer(buff);
+  LentRegistrations::Export exported;
+  if (comm->lentRegistrations) exported = comm->lentRegistrations->exportBuffer(buff);
   std::lock_guard<std::mutex> lock(comm->registrationMutex);
   comm->registrations.push_back(RegisteredBuffer{buff, size});
-  if (comm->deviceRegistrations) comm->deviceRegistrations->add(&comm->registrations.back(), exported);
+  if (comm->lentRegistrations) comm->lentRegistrations->add(&comm->registrations.back(), exported);
   *handle = &comm->registrations.back();
   return ncclSuccess;
 }
@@ -98,10 +98,10 @@ NCCL_API(ncclResult_t, ncclCommDeregister, const ncclComm_t comm, void* handle) 
     if (it == comm->registrations.end())
       CHORUS_FAIL(ncclInvalidArgument, "%s: handle %p is not a registration of this communicator",
                   caller, handle);
-    if (comm->deviceRegistrations) retired = comm->deviceRegistrations->retire(&*it);
+    if (comm->lentRegistrations) retired = comm->lentRegistrations->retire(&*it);
     comm->registrations.erase(it);
   }
   // Peers that mapped the buffer close it before the caller frees it.
-  if (retired != 0) comm->deviceRegistrations->awaitRelease(retired);
+  if (retired != 0) comm->lentRegistrations->awaitRelease(retired);
   return ncclSuccess;
 }

@@ -87,10 +87,8 @@ size_t DirectPrims::gatherRoundElems() const {
 }
 
 void DirectPrims::shareBuffers(const ArenaBufferRef& input, const ArenaBufferRef& output) {
-  if (!lendsIn(*state_, crossMemory_ ? DirectMode::CrossMemory
-                        : shared_    ? DirectMode::Shared
-                                     : DirectMode::Staged))
-    return;
+  if (shared_ && !crossMemory_) return;  // peers reach every buffer in place already
+  lending_ = true;
   // In CrossMemory mode the line holds two refs or two addresses.
   if (crossMemory_ && (input.id == 0 || output.id == 0)) return;
   lentInput_ = input;
@@ -479,8 +477,7 @@ ncclResult_t DirectPrims::finish() {
   // with its communicator, and lent buffers belong to the caller, so there
   // the ranks meet once more, and no peer reads them after the operation.
   // Either way the output is complete when the operation ends.
-  if (shared_ || !state_->deviceStaging.empty() ||
-      (state_->registered != nullptr && state_->lendWhenStaged))
+  if (shared_ || !state_->deviceStaging.empty() || lending_)
     return arriveAndWait("waiting to finish an operation with");
   return state_->mover->settle();
 }

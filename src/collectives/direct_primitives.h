@@ -22,9 +22,10 @@
 //           kernel (transport/shm/cross_memory.h): one copy instead of two.
 //           A reduction reads a peer's piece into a cached copy first.
 // In Staged mode a rank may also lend its input and output to its peers
-// (shareBuffers: registered device memory that peers map, see
-// RegisteredBuffers): it stages nothing from a lent side and its peers
-// read that side in place, as in Shared mode; the rounds stay the same.
+// (shareBuffers: registered memory that peers map, see RegisteredBuffers;
+// on the host only for operations of at least DirectState::lendStagedBytes): it
+// stages nothing from a lent side and its peers read that side in place,
+// as in Shared mode; the rounds stay the same.
 // In CrossMemory mode a rank whose input and output are both registered
 // host blocks that every peer maps lends them instead of their addresses:
 // its peers then read and write them in place, as in Shared mode, and the
@@ -46,9 +47,10 @@
 
 namespace chorus {
 
-// Buffers that ranks of other processes read in place instead of staged
-// copies (device memory registered with ncclCommRegister and mapped through
-// CUDA IPC). Given by the runtime; absent where buffers cannot be lent.
+// Buffers that ranks of other processes reach in place instead of staged
+// copies or copies through the kernel (memory registered with
+// ncclCommRegister: device memory mapped through CUDA IPC, host blocks of
+// ncclMemAlloc). Given by the runtime; absent where buffers cannot be lent.
 class RegisteredBuffers {
  public:
   virtual ~RegisteredBuffers() = default;
@@ -85,10 +87,13 @@ struct DirectState {
   // memory, mapped from every rank's allocation); empty otherwise.
   std::vector<char*> deviceStaging;
   RegisteredBuffers* registered = nullptr;  // lent buffers, where ranks may lend them
-  // Whether Staged rounds lend buffers too (device communicators, whose
-  // operations end with a meeting anyway); otherwise only CrossMemory mode
-  // does, and staged host rounds keep running ahead of their readers.
-  bool lendWhenStaged = false;
+  // Staged operations lend buffers only from this many bytes per rank
+  // (input or output, the larger; one-way: Broadcast, Reduce): 0 on
+  // devices, whose operations end with a meeting anyway. On the host the
+  // closing meeting that lending needs costs more than it saves below
+  // (runtime/direct_setup.cc). SIZE_MAX: never.
+  size_t lendStagedBytes = SIZE_MAX;
+  size_t lendStagedOneWayBytes = SIZE_MAX;
   // Per rank, this round: where its lent input and output start, or null
   // when that side is staged.
   std::vector<const char*> peerInput, peerOutput;
@@ -157,19 +162,23 @@ class DirectPrims {
   // one staged piece (AllGather): roundElems(1), within the read budget.
   size_t gatherRoundElems() const;
 
-  // Before the first round: peers may reach this rank's input and/or
-  // output (refs with id != 0, from RegisteredBuffers::find) in place.
-  // Staged mode (with lendWhenStaged): each side on its own, and only for
-  // algorithms that, like Shared mode, leave what a peer reads untouched
-  // until the meeting after it: not one-shot AllReduce. CrossMemory mode:
-  // both sides or neither. Shared mode ignores it.
-  void shareBuffers(const ArenaBufferRef& input, const ArenaBufferRef& output);
-  // Whether this operation lends buffers in its mode (so RegisteredBuffers::find
-  // is worth its lock).
-  static bool lendsIn(const DirectState& state, DirectMode mode) {
-    return state.registered != nullptr &&
-           (mode == DirectMode::CrossMemory || (mode == DirectMode::Staged && state.lendWhenStaged));
+  // Whether an operation of `bytes` per rank (input or output, the larger)
+  // in `mode` lends buffers (`oneWay`: Broadcast, Reduce). Every rank
+  // decides alike (lending adds a closing meeting), whichever buffers it
+  // has registered.
+  static bool lendsIn(const DirectState& state, DirectMode mode, size_t bytes, bool oneWay) {
+    if (state.registered == nullptr) return false;
+    return mode == DirectMode::CrossMemory ||
+           (mode == DirectMode::Staged &&
+            bytes >= (oneWay ? state.lendStagedOneWayBytes : state.lendStagedBytes));
   }
+  // Where lendsIn, on every rank, before the first round: peers may reach
+  // this rank's input and/or output (refs with id != 0, from
+  // RegisteredBuffers::find; id 0: not lent) in place. Staged mode: each
+  // side on its own, and only for algorithms that, like Shared mode, leave
+  // what a peer reads untouched until the meeting after it: not one-shot
+  // AllReduce. CrossMemory mode: both sides or neither.
+  void shareBuffers(const ArenaBufferRef& input, const ArenaBufferRef& output);
 
   // `readsFrom` of exchange: every peer, none, or else the one rank named.
   static constexpr int kAllPeers = -1;
@@ -274,6 +283,7 @@ class DirectPrims {
   RoundPieces round_{};
   bool outputPastCache_ = false;
   ArenaBufferRef lentInput_{}, lentOutput_{};  // what shareBuffers lent (id 0: nothing)
+  bool lending_ = false;  // shareBuffers was called: the operation ends with a meeting
 };
 
 }  // namespace chorus

@@ -100,7 +100,7 @@ const Setting kSettings[] = {
      "0: ncclCommRegister only records buffers; 1: registered buffers are also lent to peers in "
      "other processes, which read (and write) them in place instead of staged copies or copies "
      "through the kernel: GPU memory where ranks map each other's, ncclMemAlloc host blocks "
-     "where collectives would go through the kernel."},
+     "between processes."},
     {"CHORUS_DEVICE_STAGE_BYTES", "8388608",
      "Device communicators on one host: bytes of staging per rank (twice, for alternate "
      "rounds), in GPU memory, or in pinned shared host memory with NCCL_P2P_DISABLE=1."},

@@ -11,7 +11,7 @@
 #include "common/settings.h"
 #include "runtime/comm.h"
 #include "runtime/device_direct.h"
-#include "runtime/device_registrations.h"
+#include "runtime/lent_registrations.h"
 #include "transport/shm/cross_memory.h"
 #include "transport/fifo.h"
 

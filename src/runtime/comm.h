@@ -19,7 +19,7 @@
 #include "runtime/config.h"
 #include "runtime/device_direct.h"
 #include "runtime/device_queue.h"
-#include "runtime/device_registrations.h"
+#include "runtime/lent_registrations.h"
 #include "runtime/op.h"
 #include "transport/shm/node_arena.h"
 #include "transport/transport.h"
@@ -76,7 +76,7 @@ struct PeerConnections {
 struct RegisteredBuffer {
   void* buffer;
   size_t bytes;
-  // Lent to peers (runtime/device_registrations.h): its entry in this rank's
+  // Lent to peers (runtime/lent_registrations.h): its entry in this rank's
   // table in the node arena (-1: not lent), that entry's id, and the start
   // of the allocation that holds it.
   int entry = -1;
@@ -128,8 +128,8 @@ struct ncclComm {
   // before the arena, whose staging it may have registered).
   std::unique_ptr<chorus::DeviceStaging> deviceStaging;
   // Registered buffers lent to peers: device communicators with p2p, host
-  // communicators whose ranks copy through the kernel (runtime/host_blocks.h).
-  std::unique_ptr<chorus::DeviceRegistrations> deviceRegistrations;
+  // communicators between processes (runtime/host_blocks.h).
+  std::unique_ptr<chorus::LentRegistrations> lentRegistrations;
   chorus::DirectState direct;
   std::vector<char> directScratch;
   size_t oneShotBytes = 0;

@@ -160,10 +160,10 @@ ncclResult_t setupDeviceDirect(ncclComm* comm, size_t stageBytes, bool p2p, bool
   state.chunkBytes = stageBytes;
   comm->deviceStaging = std::move(staging);
   if (lendRegistered) {
-    comm->deviceRegistrations =
-        std::make_unique<DeviceRegistrations>(comm, cudaIpcMemory(comm->cudaDev, rank));
-    state.registered = comm->deviceRegistrations.get();
-    state.lendWhenStaged = true;
+    comm->lentRegistrations =
+        std::make_unique<LentRegistrations>(comm, cudaIpcMemory(comm->cudaDev, rank));
+    state.registered = comm->lentRegistrations.get();
+    state.lendStagedBytes = state.lendStagedOneWayBytes = 0;
   }
   INFO(kLogInit, "rank %d: device staging %zu bytes x %d in %s", rank, stageBytes, kArenaParities,
        p2p ? "GPU memory (CUDA IPC between processes)" : "pinned shared host memory");

@@ -6,9 +6,9 @@
 #include "common/result.h"
 #include "runtime/comm.h"
 #include "runtime/device_direct.h"
-#include "runtime/device_registrations.h"
-#include "runtime/host_blocks.h"
 #include "runtime/direct_mode.h"
+#include "runtime/host_blocks.h"
+#include "runtime/lent_registrations.h"
 
 namespace chorus {
 namespace {
@@ -16,6 +16,19 @@ namespace {
 // Pieces of a reduction are folded in an accumulator this big: it stays in
 // a core's cache.
 constexpr size_t kDirectChunkBytes = 64 * 1024;
+// Staged host operations lend registered blocks from these sizes per rank:
+// below, the closing meeting that lending needs costs more than the staged
+// copies it saves. 2 ranks, lent against staged: AllGather 2 KiB 0.87-1.15
+// against 0.98-1.13 us, 4 KiB 0.87-1.05 against 1.6-1.9; Broadcast, whose
+// publisher runs ahead of its readers without that meeting, 8 KiB 1.02-1.07
+// against 0.75-0.92, 16 KiB 1.43-1.54 against 1.62-1.84. With more ranks
+// than cores each meeting costs context switches (4 ranks on 2 cores:
+// Broadcast 16 KiB 6.1-8.1 against 3.0-3.7 us, 64 KiB 10.8-11.9 against
+// 11.4-15.5; AllGather 16 KiB 8.9-9.2 against 6.8-7.6, 64 KiB 11.4-13.6
+// against 15.3-17.3; AllReduce 256 KiB 67-81 against 158-165).
+constexpr size_t kLendStagedBytes = 4 * 1024;
+constexpr size_t kLendStagedOneWayBytes = 16 * 1024;
+constexpr size_t kLendStagedSharedCoresBytes = 64 * 1024;
 // Waits in a meeting when every rank has a core: poll for tens of
 // microseconds, then yield (the peer may share our core after all) for about
 // a millisecond, then sleep.
@@ -108,11 +121,14 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
   state.scratch = comm->directScratch.data();
   state.chunkBytes = kDirectChunkBytes;
   if (state.crossMemory) state.peerCopies = state.scratch + kDirectChunkBytes;
-  // Where a peer's buffers would be read through the kernel, registered
-  // host blocks are lent instead: peers map them and reach them in place.
-  if (state.crossMemory && !device && settings.lendRegistered) {
-    comm->deviceRegistrations = std::make_unique<DeviceRegistrations>(comm, hostBlockMemory());
-    state.registered = comm->deviceRegistrations.get();
+  // Between processes, registered host blocks are lent: peers map them and
+  // reach them in place, where they would otherwise copy them through the
+  // kernel or read staged copies (those of operations large enough).
+  if (!device && !state.allInThisProcess && settings.lendRegistered) {
+    comm->lentRegistrations = std::make_unique<LentRegistrations>(comm, hostBlockMemory());
+    state.registered = comm->lentRegistrations.get();
+    state.lendStagedBytes = coreEach ? kLendStagedBytes : kLendStagedSharedCoresBytes;
+    state.lendStagedOneWayBytes = coreEach ? kLendStagedOneWayBytes : kLendStagedSharedCoresBytes;
   }
 #if defined(CHORUS_HAVE_CUDA)
   if (device) CHORUS_CHECK(setupDeviceDirect(comm, stageBytes, p2p, settings.lendRegistered));

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,7 +15,7 @@
 #include <mutex>
 
 #include "common/result.h"
-#include "runtime/device_registrations.h"
+#include "runtime/lent_registrations.h"
 
 namespace chorus {
 namespace {
@@ -39,6 +41,27 @@ static_assert(sizeof(BlockHandle) <= kArenaHandleBytes, "a block's handle fits a
 
 std::mutex gBlocksMutex;
 std::map<uintptr_t, Block> gBlocks;  // by start address
+size_t gSharedBlocks = 0;            // of gBlocks, those with a memfd
+
+// Whether one more block may hold a descriptor: blocks take at most a
+// quarter of the process's limit, so that a program with many blocks does
+// not run out of descriptors for its sockets and files (under gBlocksMutex).
+bool descriptorToSpare() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+  return limit.rlim_cur == RLIM_INFINITY || gSharedBlocks < limit.rlim_cur / 4;
+}
+
+// Whether `bytes` could ever be backed: a memfd reserves nothing when it is
+// made, so a block larger than the machine's memory and swap would be
+// "allocated" and then fail at its first touch.
+bool fitsThisMachine(size_t bytes) {
+  struct sysinfo info {};
+  if (sysinfo(&info) != 0) return true;
+  const unsigned long long total =
+      (static_cast<unsigned long long>(info.totalram) + info.totalswap) * info.mem_unit;
+  return bytes <= total;
+}
 
 // The block that holds `address`, under gBlocksMutex; null when none does.
 const std::pair<const uintptr_t, Block>* blockHolding(uintptr_t address) {
@@ -55,7 +78,15 @@ void* mapSharedBlock(size_t bytes, int* fd, struct stat* file) {
   void* block = MAP_FAILED;
   if (ftruncate(*fd, static_cast<off_t>(bytes)) == 0 && fstat(*fd, file) == 0)
     block = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
-  if (block != MAP_FAILED) return block;
+  if (block != MAP_FAILED) {
+    // A forked child does not inherit the block: shared, the child's writes
+    // would land in the parent's memory, where heap memory would be a copy
+    // (registered memory of verbs is not inherited either).
+    madvise(block, bytes, MADV_DONTFORK);
+    // Huge pages where the system gives them to shared memory on request.
+    madvise(block, bytes, MADV_HUGEPAGE);
+    return block;
+  }
   ::close(*fd);
   *fd = -1;
   return nullptr;
@@ -72,7 +103,8 @@ class HostBlockMemory final : public ExportedMemory {
       return false;
     }
     if (block->second.fd < 0) {
-      *why = "its block is private memory (memfd_create failed when it was allocated)";
+      *why = "its block is private memory (no shareable memory could be had for it, or blocks "
+             "already hold a quarter of the process's file descriptors)";
       return false;
     }
     const BlockHandle h{static_cast<uint32_t>(getpid()), block->second.fd, block->second.device,
@@ -94,7 +126,12 @@ class HostBlockMemory final : public ExportedMemory {
       CHORUS_FAIL(ncclSystemError, "cannot open a peer's memory block through %s: %s", path,
                   strerror(errno));
     struct stat file {};
-    const bool same = fstat(fd, &file) == 0 && static_cast<uint64_t>(file.st_dev) == h.device &&
+    if (fstat(fd, &file) != 0) {
+      const int statError = errno;
+      ::close(fd);
+      CHORUS_FAIL(ncclSystemError, "cannot stat %s: %s", path, strerror(statError));
+    }
+    const bool same = static_cast<uint64_t>(file.st_dev) == h.device &&
                       static_cast<uint64_t>(file.st_ino) == h.inode &&
                       static_cast<uint64_t>(file.st_size) >= h.bytes;
     void* block = same ? mmap(nullptr, h.bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
@@ -111,6 +148,15 @@ class HostBlockMemory final : public ExportedMemory {
     mappings_[static_cast<char*>(block)] = h.bytes;
     *mapped = static_cast<char*>(block);
     return ncclSuccess;
+  }
+
+  bool stillExported(uintptr_t base,
+                     const unsigned char (&handle)[kArenaHandleBytes]) override {
+    BlockHandle h;
+    memcpy(&h, handle, sizeof(h));
+    std::lock_guard<std::mutex> lock(gBlocksMutex);
+    auto it = gBlocks.find(base);
+    return it != gBlocks.end() && it->second.inode == h.inode && it->second.device == h.device;
   }
 
   void close(char* mapped) override {
@@ -131,16 +177,18 @@ class HostBlockMemory final : public ExportedMemory {
 void* allocateHostBlock(size_t bytes) {
   if (bytes == 0 || bytes > SIZE_MAX - kPageBytes) return nullptr;
   const size_t rounded = (bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
+  if (!fitsThisMachine(rounded)) return nullptr;
+  std::lock_guard<std::mutex> lock(gBlocksMutex);
   int fd = -1;
   struct stat file {};
-  void* block = mapSharedBlock(rounded, &fd, &file);
+  void* block = descriptorToSpare() ? mapSharedBlock(rounded, &fd, &file) : nullptr;
   if (block == nullptr) {
     block = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (block == MAP_FAILED) return nullptr;
   }
-  std::lock_guard<std::mutex> lock(gBlocksMutex);
   gBlocks[reinterpret_cast<uintptr_t>(block)] =
       Block{rounded, fd, static_cast<uint64_t>(file.st_dev), static_cast<uint64_t>(file.st_ino)};
+  if (fd >= 0) ++gSharedBlocks;
   return block;
 }
 
@@ -152,6 +200,7 @@ bool freeHostBlock(void* block) {
     if (it == gBlocks.end()) return false;
     freed = it->second;
     gBlocks.erase(it);
+    if (freed.fd >= 0) --gSharedBlocks;
   }
   munmap(block, freed.bytes);
   if (freed.fd >= 0) ::close(freed.fd);

@@ -4,13 +4,17 @@
 // A block is a memfd of its own, mapped shared: another process of the same
 // user may open the owner's descriptor through /proc/<pid>/fd/<fd> and map
 // the same pages, so a registered buffer inside a block can be lent to
-// peers (runtime/device_registrations.h), which then read and write it in
+// peers (runtime/lent_registrations.h), which then read and write it in
 // place instead of through a staged copy or the kernel. A peer checks the
 // file's device and inode after opening it, so a descriptor number that the
 // owner has since closed and reused, or a pid of another pid namespace,
 // opens nothing wrong. Where memfd_create fails (an old kernel, a seccomp
-// profile that forbids it) a block is private anonymous memory, which
-// works the same but is never lent.
+// profile that forbids it), or blocks already hold a quarter of the
+// process's descriptor limit, a block is private anonymous memory, which
+// works the same but is never lent. A forked child does not inherit shared
+// blocks (MADV_DONTFORK, as verbs does with registered memory): it would
+// otherwise write into its parent's memory. A block larger than the
+// machine's memory and swap is refused at once.
 #pragma once
 
 #include <cstddef>

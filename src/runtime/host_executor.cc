@@ -1,5 +1,7 @@
 #include "runtime/host_executor.h"
 
+#include <algorithm>
+
 #include "collectives/datatypes.h"
 #include "collectives/direct_collectives.h"
 #include "collectives/direct_primitives.h"
@@ -54,7 +56,9 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   if (streamBytes > 0 && outputBytes >= streamBytes) prims.writeOutputPastCache();
   // One-shot AllReduce reads every input while ranks write their outputs:
   // its inputs must be copies.
-  if (!oneShot && DirectPrims::lendsIn(comm->direct, mode)) {
+  const bool oneWay = op.kind == OpKind::Broadcast || op.kind == OpKind::Reduce;
+  if (!oneShot &&
+      DirectPrims::lendsIn(comm->direct, mode, std::max(inputBytes, outputBytes), oneWay)) {
     RegisteredBuffers& registered = *comm->direct.registered;
     prims.shareBuffers(registered.find(op.sendbuff, inputBytes),
                        registered.find(op.recvbuff, outputBytes));

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,7 +16,7 @@
 #include "harness/collective_check.h"
 #include "harness/ranks.h"
 #include "runtime/comm.h"
-#include "runtime/device_registrations.h"
+#include "runtime/lent_registrations.h"
 #include "transport/shm/node_arena.h"
 
 using namespace chorus::test;
@@ -290,7 +291,7 @@ bool lendBlocks(RankContext& ctx, ncclComm_t comm, size_t bytes, LentBlocks* blo
       !ctx.checkNccl(ncclCommRegister(comm, blocks->send, bytes, &blocks->handles[0]), "register") ||
       !ctx.checkNccl(ncclCommRegister(comm, blocks->recv, bytes, &blocks->handles[1]), "register"))
     return false;
-  chorus::DeviceRegistrations& lending = *comm->deviceRegistrations;
+  chorus::LentRegistrations& lending = *comm->lentRegistrations;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   auto lent = [&] {
     return lending.find(blocks->send, bytes).id != 0 && lending.find(blocks->recv, bytes).id != 0;
@@ -308,46 +309,76 @@ void releaseBlocks(RankContext& ctx, ncclComm_t comm, LentBlocks* blocks) {
   ctx.checkNccl(ncclMemFree(blocks->recv), "ncclMemFree");
 }
 
-// Where peers would be read through the kernel, registered host blocks
-// (ncclMemAlloc) are lent instead: peers map them and read and write them
-// in place. The whole matrix with every rank's buffers lent, then with
-// every rank's but rank 0's (read through the kernel while the others are
-// read in place, in the same operations): exact, and lent buffers read.
-void runWithLentBlocks(int nranks) {
+// Lent buffers read in place by every rank together, per collective, while
+// `cases` run on `given` (an AllReduce of each rank's counts).
+std::map<Coll, uint64_t> runCountingLentReads(RankContext& ctx, ncclComm_t comm,
+                                              const std::vector<CollCase>& cases,
+                                              const GivenBuffers& given) {
+  const Coll direct[] = {Coll::AllReduce, Coll::Broadcast, Coll::Reduce, Coll::AllGather,
+                         Coll::ReduceScatter};
+  uint64_t reads[5] = {};
+  for (const CollCase& c : cases) {
+    const uint64_t before = comm->lentRegistrations->resolvedCount();
+    runAndCheck(ctx, comm, c, &given);
+    for (int k = 0; k < 5; ++k)
+      if (direct[k] == c.coll) reads[k] += comm->lentRegistrations->resolvedCount() - before;
+    if (!ctx.failures.empty()) {
+      ctx.fail("at " + describe(c));
+      return {};
+    }
+  }
+  ctx.checkNccl(ncclAllReduce(reads, reads, 5, ncclUint64, ncclSum, comm, nullptr), "AllReduce");
+  std::map<Coll, uint64_t> total;
+  for (int k = 0; k < 5; ++k) total[direct[k]] = reads[k];
+  return total;
+}
+
+// Registered host blocks (ncclMemAlloc) are lent: peers map them and read
+// and write them in place, instead of through the kernel (`throughKernel`:
+// every size) or of staged copies (CHORUS_CMA=0: operations of 128 KiB and
+// more per rank). The whole matrix, with large in-place reductions whose
+// ranks write into the mappings they read, with every rank's buffers lent,
+// then with every rank's but rank 0's (reached as before while the others
+// are read in place, in the same operations): exact, and while every rank
+// lends, every collective reads lent buffers.
+void runWithLentBlocks(int nranks, bool throughKernel) {
   std::string why;
-  if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
+  if (throughKernel && !crossMemoryAllowed(&why))
+    GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedKernelCopies kernelCopies;
+  ScopedEnv cma("CHORUS_CMA", throughKernel ? "1" : "0");
   ScopedEnv reduceMax("CHORUS_CMA_REDUCE_MAX_BYTES", "1099511627776");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "0");
-  auto failures = runRankProcesses(nranks, [](RankContext& ctx) {
+  auto failures = runRankProcesses(nranks, [throughKernel](RankContext& ctx) {
     onComm(ctx, [&](ncclComm_t comm) {
-      if (!ctx.check(copiesEverySizeThroughTheKernel(comm->direct) &&
-                         comm->deviceRegistrations != nullptr,
-                     "the communicator does not lend registered blocks at every size"))
+      if (!ctx.check(comm->lentRegistrations != nullptr, "the communicator lends nothing") ||
+          !ctx.check(copiesEverySizeThroughTheKernel(comm->direct) == throughKernel,
+                     "the communicator does not copy as asked"))
         return;
-      const std::vector<CollCase> cases = matrix(ctx.nranks, false);
+      std::vector<CollCase> cases = matrix(ctx.nranks, false);
+      const size_t large = (1u << 20) + 5;
+      for (int op : {int{ncclSum}, kPreMulSumTwo}) {
+        cases.push_back(CollCase{Coll::AllReduce, ncclFloat32, op, large, 0, true});
+        cases.push_back(CollCase{Coll::ReduceScatter, ncclFloat32, op, large / 4, 0, true});
+      }
       // The largest case: 1 MiB + 5 int64 elements per rank and block.
-      const size_t bytes = ((size_t{1} << 20) + 5) * 8 * static_cast<size_t>(ctx.nranks);
+      const size_t bytes = large * 8 * static_cast<size_t>(ctx.nranks);
       LentBlocks blocks;
       if (!lendBlocks(ctx, comm, bytes, &blocks)) return releaseBlocks(ctx, comm, &blocks);
       const GivenBuffers given{blocks.send, blocks.recv, bytes};
       for (bool rankZeroLends : {true, false}) {
         const std::string lenders = rankZeroLends ? "every rank" : "every rank but rank 0";
         barrier(ctx, comm);
-        const uint64_t readBefore = comm->deviceRegistrations->resolvedCount();
-        for (const CollCase& c : cases) {
-          runAndCheck(ctx, comm, c, &given);
-          if (!ctx.failures.empty()) {
-            ctx.fail("lent by " + lenders + ": " + describe(c));
-            return releaseBlocks(ctx, comm, &blocks);
-          }
+        const std::map<Coll, uint64_t> reads = runCountingLentReads(ctx, comm, cases, given);
+        if (!ctx.failures.empty()) {
+          ctx.fail("lent by " + lenders);
+          return releaseBlocks(ctx, comm, &blocks);
         }
-        // Once rank 0 stops lending, a rank whose only peer is rank 0 reads
-        // nothing in place.
-        const bool readsALender = rankZeroLends || ctx.rank == 0 || ctx.nranks > 2;
-        ctx.check(!readsALender || comm->deviceRegistrations->resolvedCount() > readBefore,
-                  "lent by " + lenders + ": no peer's block was read in place");
+        for (const auto& [coll, count] : reads)
+          ctx.check(count > 0 || (!rankZeroLends && ctx.nranks == 2),
+                    "lent by " + lenders + ": " + collName(coll) +
+                        " read no peer's block in place");
         if (ctx.rank == 0 && blocks.handles[0] != nullptr)
           for (void*& handle : blocks.handles) {
             ctx.checkNccl(ncclCommDeregister(comm, handle), "deregister");
@@ -362,7 +393,12 @@ void runWithLentBlocks(int nranks) {
 
 class CollectivesOnLentHostBlocks : public ::testing::TestWithParam<int> {};
 
-TEST_P(CollectivesOnLentHostBlocks, EveryCollectiveTypeAndOpIsExact) { runWithLentBlocks(GetParam()); }
+TEST_P(CollectivesOnLentHostBlocks, ThroughTheKernelEveryCollectiveIsExact) {
+  runWithLentBlocks(GetParam(), true);
+}
+TEST_P(CollectivesOnLentHostBlocks, StagedEveryCollectiveIsExact) {
+  runWithLentBlocks(GetParam(), false);
+}
 INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesOnLentHostBlocks, ::testing::Values(2, 3, 4));
 
 // Reductions of more than 4 KiB of input per rank stay staged while the

@@ -160,7 +160,7 @@ void runLendingBuffers(RankContext& ctx, Lend (*policyOf)(int rank), bool deferr
     if (deferred) comm->direct.mover = &mover;
     comm->direct.allInThisProcess = false;
     comm->direct.registered = &lender;
-    comm->direct.lendWhenStaged = true;  // as device communicators do
+    comm->direct.lendStagedBytes = comm->direct.lendStagedOneWayBytes = 0;  // as device communicators do
     for (const CollCase& c : cases(ctx.nranks)) {
       runAndCheck(ctx, comm, c);
       if (ctx.failures.size() > 5) break;
@@ -168,7 +168,7 @@ void runLendingBuffers(RankContext& ctx, Lend (*policyOf)(int rank), bool deferr
     // Every rank reads some peer's lent buffer in some collective.
     ctx.check(lender.resolved() > 0, "no lent buffer was read");
     comm->direct.registered = nullptr;
-    comm->direct.lendWhenStaged = false;
+    comm->direct.lendStagedBytes = comm->direct.lendStagedOneWayBytes = SIZE_MAX;
     comm->direct.allInThisProcess = true;
     comm->direct.mover = &chorus::hostMover();
   }

@@ -1,4 +1,4 @@
-// Registered buffers lent to peers (runtime/device_registrations.h), on the
+// Registered buffers lent to peers (runtime/lent_registrations.h), on the
 // CPU: ranks on threads, made to run staged rounds as ranks of several
 // processes do, and to see each other as other processes, with a host
 // stand-in for CUDA IPC whose handles are addresses. So every entry is
@@ -20,7 +20,7 @@
 
 #include "harness/ranks.h"
 #include "runtime/comm.h"
-#include "runtime/device_registrations.h"
+#include "runtime/lent_registrations.h"
 
 using namespace chorus::test;
 
@@ -130,10 +130,10 @@ void runAndCheckAll(RankContext& ctx, ncclComm_t comm, std::vector<float>& send,
 // then meets the others, which have waited for theirs.
 void waitUntilLent(RankContext& ctx, ncclComm_t comm, const std::vector<float>& buffer) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (comm->deviceRegistrations->find(buffer.data(), buffer.size() * sizeof(float)).id == 0 &&
+  while (comm->lentRegistrations->find(buffer.data(), buffer.size() * sizeof(float)).id == 0 &&
          std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ctx.check(comm->deviceRegistrations->find(buffer.data(), buffer.size() * sizeof(float)).id != 0,
+  ctx.check(comm->lentRegistrations->find(buffer.data(), buffer.size() * sizeof(float)).id != 0,
             "peers did not map a registered buffer within 20 s");
   barrier(ctx, comm);
 }
@@ -149,9 +149,9 @@ HostExport& lendThroughHost(RankContext& ctx, ncclComm_t comm) {
     }
   auto owned = std::make_unique<HostExport>();
   HostExport& memory = *owned;
-  comm->deviceRegistrations = std::make_unique<chorus::DeviceRegistrations>(comm, std::move(owned));
-  comm->direct.registered = comm->deviceRegistrations.get();
-  comm->direct.lendWhenStaged = true;  // as device communicators do
+  comm->lentRegistrations = std::make_unique<chorus::LentRegistrations>(comm, std::move(owned));
+  comm->direct.registered = comm->lentRegistrations.get();
+  comm->direct.lendStagedBytes = comm->direct.lendStagedOneWayBytes = 0;  // as device communicators do
   return memory;
 }
 
@@ -173,7 +173,7 @@ void lendRegisteredBuffers(RankContext& ctx) {
   ncclComm_t comm = initLending(ctx, &lender);
   if (comm == nullptr) return;
   HostExport& memory = *lender;
-  chorus::DeviceRegistrations& lending = *comm->deviceRegistrations;
+  chorus::LentRegistrations& lending = *comm->lentRegistrations;
 
   std::vector<float> send(kCount * ctx.nranks), recv(kCount * ctx.nranks);
   memory.declare(send.data(), send.size() * sizeof(float));
@@ -302,7 +302,7 @@ TEST(RegisteredBuffersLent, ARegistrationPastItsAllocationIsStaged) {
     ctx.checkNccl(ncclCommRegister(comm, recv.data(), recv.size() * sizeof(float), &handles[1]), "register");
     barrier(ctx, comm);
     runAndCheckAll(ctx, comm, send, recv, "past its allocation");
-    ctx.check(comm->deviceRegistrations->resolvedCount() == 0, "a buffer past its allocation was lent");
+    ctx.check(comm->lentRegistrations->resolvedCount() == 0, "a buffer past its allocation was lent");
     for (void* h : handles) ctx.checkNccl(ncclCommDeregister(comm, h), "deregister");
     comm->direct.registered = nullptr;
     ctx.checkNccl(ncclCommDestroy(comm), "ncclCommDestroy");
@@ -330,14 +330,14 @@ TEST(RegisteredBuffersLent, ABufferAPeerCannotMapIsStagedAndOthersAreLent) {
       ctx.checkNccl(ncclCommRegister(comm, bad.data(), bad.size() * sizeof(float), &handles[0]), "register bad");
       ctx.checkNccl(ncclCommRegister(comm, good.data(), good.size() * sizeof(float), &handles[1]), "register good");
       waitUntilLent(ctx, comm, good);
-      ctx.check(comm->deviceRegistrations->find(bad.data(), 64).id == 0, "a buffer peers cannot map is lent");
+      ctx.check(comm->lentRegistrations->find(bad.data(), 64).id == 0, "a buffer peers cannot map is lent");
     } else {
       barrier(ctx, comm);
     }
     runAndCheckAll(ctx, comm, bad, recv, "a buffer peers cannot map");
-    const uint64_t before = comm->deviceRegistrations->resolvedCount();
+    const uint64_t before = comm->lentRegistrations->resolvedCount();
     runAndCheckAll(ctx, comm, ctx.rank == 0 ? good : bad, recv, "a buffer peers map");
-    ctx.check(ctx.rank == 0 || comm->deviceRegistrations->resolvedCount() > before,
+    ctx.check(ctx.rank == 0 || comm->lentRegistrations->resolvedCount() > before,
               "rank 0's mappable buffer was not lent");
     const auto began = std::chrono::steady_clock::now();
     for (void* h : handles)

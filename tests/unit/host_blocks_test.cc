@@ -1,18 +1,23 @@
 // Host blocks of ncclMemAlloc (runtime/host_blocks.h): what a peer maps
 // through an exported handle is the owner's memory, both ways; a handle
 // whose block is gone opens nothing, even when its descriptor number has
-// been given to another block; memory from elsewhere is not exported.
+// been given to another block, and is no longer current; memory from
+// elsewhere is not exported; a forked child does not inherit a block.
 #include "runtime/host_blocks.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
-#include "runtime/device_registrations.h"
+#include "runtime/lent_registrations.h"
 
 namespace chorus {
 namespace {
@@ -34,6 +39,8 @@ Exported exportOf(ExportedMemory& memory, const void* buffer) {
 TEST(HostBlocks, AreWholePagesFreedOnce) {
   EXPECT_EQ(allocateHostBlock(0), nullptr);
   EXPECT_EQ(allocateHostBlock(SIZE_MAX - 10), nullptr);
+  // More than any machine has: refused now, not at its first touch.
+  EXPECT_EQ(allocateHostBlock(size_t{1} << 55), nullptr);
   void* block = allocateHostBlock(5000);
   ASSERT_NE(block, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(block) % 4096, 0u);
@@ -62,6 +69,45 @@ TEST(HostBlocks, AMappedBlockIsTheOwnersMemory) {
   EXPECT_EQ(block[100], 17);
   memory->close(mapped);
   EXPECT_TRUE(freeHostBlock(block));
+}
+
+// Shared, a block would let a forked child write into its parent's memory:
+// the child does not have it at all.
+TEST(HostBlocks, AForkedChildDoesNotInheritABlock) {
+  char* block = static_cast<char*>(allocateHostBlock(4096));
+  ASSERT_NE(block, nullptr);
+  block[0] = 1;
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // madvise of a range that is not mapped fails with ENOMEM.
+    const bool mapped = madvise(block, 4096, MADV_NORMAL) == 0 || errno != ENOMEM;
+    _exit(mapped ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child has the block";
+  EXPECT_EQ(block[0], 1);
+  EXPECT_TRUE(freeHostBlock(block));
+}
+
+TEST(HostBlocks, AFreedBlockIsNoLongerExported) {
+  auto memory = hostBlockMemory();
+  void* first = allocateHostBlock(4096);
+  ASSERT_NE(first, nullptr);
+  const Exported e = exportOf(*memory, first);
+  ASSERT_TRUE(e.ok) << e.why;
+  EXPECT_TRUE(memory->stillExported(e.base, e.handle));
+  ASSERT_TRUE(freeHostBlock(first));
+  EXPECT_FALSE(memory->stillExported(e.base, e.handle));
+  // Another block, quite possibly at the same address, is another file.
+  void* second = allocateHostBlock(4096);
+  ASSERT_NE(second, nullptr);
+  EXPECT_FALSE(memory->stillExported(e.base, e.handle));
+  const Exported e2 = exportOf(*memory, second);
+  ASSERT_TRUE(e2.ok) << e2.why;
+  EXPECT_TRUE(memory->stillExported(e2.base, e2.handle));
+  EXPECT_TRUE(freeHostBlock(second));
 }
 
 TEST(HostBlocks, AHandleOfAFreedBlockOpensNothing) {

@@ -1,4 +1,4 @@
-#include "runtime/device_registrations.h"
+#include "runtime/lent_registrations.h"
 
 #include <unistd.h>
 
@@ -27,7 +27,7 @@ bool reached(uint32_t generation, uint32_t target) {
 
 bool localRegistrationEnabled() { return settingInt("NCCL_LOCAL_REGISTER") != 0; }
 
-DeviceRegistrations::DeviceRegistrations(ncclComm* comm, std::unique_ptr<ExportedMemory> memory)
+LentRegistrations::LentRegistrations(ncclComm* comm, std::unique_ptr<ExportedMemory> memory)
     : comm_(comm),
       memory_(std::move(memory)),
       synced_(static_cast<size_t>(comm->nranks), 0),
@@ -40,7 +40,7 @@ DeviceRegistrations::DeviceRegistrations(ncclComm* comm, std::unique_ptr<Exporte
   mapper_ = std::thread([this] { mapLoop(); });
 }
 
-DeviceRegistrations::~DeviceRegistrations() {
+LentRegistrations::~LentRegistrations() {
   // Buffers still registered are deregistered, as ncclCommDestroy does in
   // NCCL: once it returns the caller may free them, so peers must have
   // closed them first. Their mapping threads run until their own
@@ -62,7 +62,7 @@ DeviceRegistrations::~DeviceRegistrations() {
   __atomic_store_n(&comm_->arena->slot(comm_->rank).registrationMapperPid, 0u, __ATOMIC_RELEASE);
 }
 
-void DeviceRegistrations::mapLoop() {
+void LentRegistrations::mapLoop() {
   setLogRank(comm_->rank);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with awaitRelease's
   uint32_t* changes = comm_->arena->registrationChanges();
@@ -75,19 +75,19 @@ void DeviceRegistrations::mapLoop() {
   }
 }
 
-void DeviceRegistrations::announceChange() {
+void LentRegistrations::announceChange() {
   __atomic_fetch_add(comm_->arena->registrationChanges(), 1u, __ATOMIC_RELEASE);
   futexWakeAll(comm_->arena->registrationChanges());
 }
 
-DeviceRegistrations::Export DeviceRegistrations::exportBuffer(const void* buffer) {
+LentRegistrations::Export LentRegistrations::exportBuffer(const void* buffer) {
   Export exported;
   exported.ok = memory_->exportAllocation(buffer, &exported.base, &exported.bytes, exported.handle,
                                           &exported.why);
   return exported;
 }
 
-void DeviceRegistrations::add(RegisteredBuffer* buffer, const Export& exported) {
+void LentRegistrations::add(RegisteredBuffer* buffer, const Export& exported) {
   ArenaRankSlot& mine = comm_->arena->slot(comm_->rank);
   int entry = 0;
   while (entry < kArenaRegistrations && mine.registrations[entry].id != 0) ++entry;
@@ -121,7 +121,7 @@ void DeviceRegistrations::add(RegisteredBuffer* buffer, const Export& exported) 
        exported.bytes);
 }
 
-uint32_t DeviceRegistrations::retire(RegisteredBuffer* buffer) {
+uint32_t LentRegistrations::retire(RegisteredBuffer* buffer) {
   if (buffer->entry < 0) return 0;
   ArenaRankSlot& mine = comm_->arena->slot(comm_->rank);
   __atomic_store_n(&mine.registrations[buffer->entry].id, 0u, __ATOMIC_RELAXED);
@@ -135,7 +135,7 @@ uint32_t DeviceRegistrations::retire(RegisteredBuffer* buffer) {
   return generation_;
 }
 
-bool DeviceRegistrations::lendable(int entry, uint32_t id) const {
+bool LentRegistrations::lendable(int entry, uint32_t id) const {
   NodeArena& arena = *comm_->arena;
   for (int peer = 0; peer < comm_->nranks; ++peer) {
     if (peer == comm_->rank) continue;
@@ -149,7 +149,7 @@ bool DeviceRegistrations::lendable(int entry, uint32_t id) const {
   return true;
 }
 
-bool DeviceRegistrations::released(uint32_t generation) const {
+bool LentRegistrations::released(uint32_t generation) const {
   NodeArena& arena = *comm_->arena;
   for (int peer = 0; peer < comm_->nranks; ++peer) {
     if (peer == comm_->rank) continue;
@@ -167,7 +167,7 @@ bool DeviceRegistrations::released(uint32_t generation) const {
   return true;
 }
 
-void DeviceRegistrations::awaitRelease(uint32_t generation) {
+void LentRegistrations::awaitRelease(uint32_t generation) {
   if (generation == 0) return;
   __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the retirement before the peers' flags
   const Deadline deadline = Deadline::after(kReleaseSeconds);
@@ -187,7 +187,7 @@ void DeviceRegistrations::awaitRelease(uint32_t generation) {
   }
 }
 
-void DeviceRegistrations::syncPeers() {
+void LentRegistrations::syncPeers() {
   NodeArena& arena = *comm_->arena;
   for (int peer = 0; peer < comm_->nranks; ++peer) {
     if (peer == comm_->rank) continue;
@@ -205,7 +205,7 @@ void DeviceRegistrations::syncPeers() {
   }
 }
 
-bool DeviceRegistrations::syncEntry(int peer, int index) {
+bool LentRegistrations::syncEntry(int peer, int index) {
   const ArenaRegistration& entry = comm_->arena->slot(peer).registrations[index];
   const size_t at = static_cast<size_t>(peer) * kArenaRegistrations + index;
   Mapping& mapping = mappings_[at];
@@ -247,7 +247,7 @@ bool DeviceRegistrations::syncEntry(int peer, int index) {
   return true;
 }
 
-ArenaBufferRef DeviceRegistrations::find(const void* buffer, size_t bytes) {
+ArenaBufferRef LentRegistrations::find(const void* buffer, size_t bytes) {
   const uintptr_t begin = reinterpret_cast<uintptr_t>(buffer);
   std::lock_guard<std::mutex> lock(comm_->registrationMutex);
   for (const RegisteredBuffer& r : comm_->registrations) {
@@ -255,14 +255,19 @@ ArenaBufferRef DeviceRegistrations::find(const void* buffer, size_t bytes) {
     if (r.entry < 0 || begin < start || begin - start > r.bytes || bytes > r.bytes - (begin - start))
       continue;
     // Lent only once every peer has mapped it (another registration that
-    // holds it may be).
-    if (!lendable(r.entry, r.id)) continue;
+    // holds it may be), and while its allocation lives (freed without
+    // deregistering, its address may hold another: the kernel reaches that
+    // one, peers' mappings the old).
+    if (!lendable(r.entry, r.id) ||
+        !memory_->stillExported(r.allocationBase,
+                                comm_->arena->slot(comm_->rank).registrations[r.entry].handle))
+      continue;
     return ArenaBufferRef{static_cast<uint32_t>(r.entry), r.id, begin - r.allocationBase};
   }
   return ArenaBufferRef{};
 }
 
-ncclResult_t DeviceRegistrations::resolve(int peer, const ArenaBufferRef& ref,
+ncclResult_t LentRegistrations::resolve(int peer, const ArenaBufferRef& ref,
                                           const char** start) {
   if (peer < 0 || peer >= comm_->nranks || ref.entry >= static_cast<uint32_t>(kArenaRegistrations))
     CHORUS_FAIL(ncclInternalError, "rank %d: rank %d lends entry %u of its registrations, which "

@@ -1,6 +1,8 @@
 // Zero-copy for buffers registered with ncclCommRegister on device
-// communicators whose ranks map each other's GPU memory (the direct
-// algorithms between processes, see collectives/direct_primitives.h).
+// communicators whose ranks map each other's GPU memory, and on host
+// communicators between processes (ncclMemAlloc blocks,
+// runtime/host_blocks.h): the direct algorithms between processes, see
+// collectives/direct_primitives.h.
 //
 // Registering a buffer writes an entry in this rank's table in the node
 // arena: the base and size of the allocation that holds it and a handle
@@ -39,7 +41,8 @@ namespace chorus {
 struct RegisteredBuffer;
 
 // How registered memory is shown to other processes: CUDA IPC for device
-// memory (cudaIpcMemory); tests use host memory.
+// memory (cudaIpcMemory), shared memfd blocks for host memory
+// (hostBlockMemory); tests also use stand-ins over host memory.
 class ExportedMemory {
  public:
   virtual ~ExportedMemory() = default;
@@ -49,22 +52,29 @@ class ExportedMemory {
                                 unsigned char (&handle)[kArenaHandleBytes], const char** why) = 0;
   // Maps another process's allocation.
   virtual ncclResult_t open(const unsigned char (&handle)[kArenaHandleBytes], char** mapped) = 0;
+  // Whether the allocation at `base` is still the one `handle` exported (a
+  // block freed while registered and another allocated at its address is
+  // not: lent, peers would reach the old one's memory).
+  virtual bool stillExported(uintptr_t /*base*/,
+                             const unsigned char (&/*handle*/)[kArenaHandleBytes]) {
+    return true;
+  }
   virtual void close(char* mapped) = 0;
 };
 
 // CUDA IPC on `device`; null in builds without CUDA.
 std::unique_ptr<ExportedMemory> cudaIpcMemory(int device, int rank);
 
-class DeviceRegistrations final : public RegisteredBuffers {
+class LentRegistrations final : public RegisteredBuffers {
  public:
-  DeviceRegistrations(ncclComm* comm, std::unique_ptr<ExportedMemory> memory);
+  LentRegistrations(ncclComm* comm, std::unique_ptr<ExportedMemory> memory);
   // Retires the entries of buffers still registered and waits until peers
   // have closed them (as ncclCommDeregister does), stops the mapping
   // thread, closes its mappings, then tells the owners that this rank maps
   // nothing any more.
-  ~DeviceRegistrations() override;
-  DeviceRegistrations(const DeviceRegistrations&) = delete;
-  DeviceRegistrations& operator=(const DeviceRegistrations&) = delete;
+  ~LentRegistrations() override;
+  LentRegistrations(const LentRegistrations&) = delete;
+  LentRegistrations& operator=(const LentRegistrations&) = delete;
 
   // What ncclCommRegister learns about a buffer before it takes the
   // registration lock (the CUDA calls happen here, not under the lock that
@@ -135,7 +145,7 @@ class DeviceRegistrations final : public RegisteredBuffers {
   std::thread mapper_;
 };
 
-// Whether ncclCommRegister lends device buffers to peers (NCCL_LOCAL_REGISTER).
+// Whether ncclCommRegister lends buffers to peers (NCCL_LOCAL_REGISTER).
 bool localRegistrationEnabled();
 
 }  // namespace chorus
