@@ -475,10 +475,21 @@ ncclResult_t DirectPrims::barrier() { return arriveAndWait("waiting in an operat
 ncclResult_t DirectPrims::finish() {
   // Staging in the arena outlasts every reader; device staging is freed
   // with its communicator, and lent buffers belong to the caller, so there
-  // the ranks meet once more, and no peer reads them after the operation.
-  // Either way the output is complete when the operation ends.
-  if (shared_ || !state_->deviceStaging.empty() || lending_)
+  // the ranks meet once more (or, staged on the host, a lender waits for
+  // its readers), and no peer reads them after the operation. Either way
+  // the output is complete when the operation ends.
+  if (shared_ || !state_->deviceStaging.empty())
     return arriveAndWait("waiting to finish an operation with");
+  if (lending_) {
+    // Staged rounds where ranks may lend: every rank says it is done (so
+    // that phases stay in step), but only a rank whose buffers peers read
+    // waits for them; the others, most often every rank (nothing
+    // registered), go on at once (2 ranks, 16 KiB Broadcast: 1.8-2.1 us,
+    // against 3.8-4.1 when every rank waited).
+    CHORUS_CHECK(arrive());
+    if (lentInput_.id == 0 && lentOutput_.id == 0) return ncclSuccess;
+    return waitFor(kAllPeers, state_->phase, "waiting for peers to finish reading the buffers of");
+  }
   return state_->mover->settle();
 }
 

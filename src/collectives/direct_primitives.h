@@ -216,8 +216,8 @@ class DirectPrims {
   // Waits until every rank has reached this point.
   ncclResult_t barrier();
   // Ends the operation: settles the mover; in Shared and CrossMemory modes,
-  // and with staging outside the arena, waits until no rank reads (or
-  // writes) our memory any more.
+  // with staging outside the arena, and where this rank lent buffers,
+  // waits until no rank reads (or writes) our memory any more.
   ncclResult_t finish();
 
  private:
@@ -283,7 +283,7 @@ class DirectPrims {
   RoundPieces round_{};
   bool outputPastCache_ = false;
   ArenaBufferRef lentInput_{}, lentOutput_{};  // what shareBuffers lent (id 0: nothing)
-  bool lending_ = false;  // shareBuffers was called: the operation ends with a meeting
+  bool lending_ = false;  // shareBuffers was called: the operation ends with an arrival
 };
 
 }  // namespace chorus

@@ -17,17 +17,19 @@ namespace {
 // a core's cache.
 constexpr size_t kDirectChunkBytes = 64 * 1024;
 // Staged host operations lend registered blocks from these sizes per rank:
-// below, the closing meeting that lending needs costs more than the staged
-// copies it saves. 2 ranks, lent against staged: AllGather 2 KiB 0.87-1.15
-// against 0.98-1.13 us, 4 KiB 0.87-1.05 against 1.6-1.9; Broadcast, whose
-// publisher runs ahead of its readers without that meeting, 8 KiB 1.02-1.07
-// against 0.75-0.92, 16 KiB 1.43-1.54 against 1.62-1.84. With more ranks
-// than cores each meeting costs context switches (4 ranks on 2 cores:
-// Broadcast 16 KiB 6.1-8.1 against 3.0-3.7 us, 64 KiB 10.8-11.9 against
-// 11.4-15.5; AllGather 16 KiB 8.9-9.2 against 6.8-7.6, 64 KiB 11.4-13.6
-// against 15.3-17.3; AllReduce 256 KiB 67-81 against 158-165).
+// below, the wait that lending needs at the end costs a lender more than
+// the staged copies it saves. 2 ranks, lent against staged: AllGather 2 KiB
+// 0.87-1.15 against 0.98-1.13 us, 4 KiB 0.87-1.05 against 1.6-1.9. One-way
+// messages (Broadcast, Reduce) of up to 64 KiB run as slotted rounds, the
+// publisher ahead of its readers, which that wait stops (8 KiB 1.02-1.07
+// against 0.75-0.92), and the arrival every rank then adds costs those
+// that lend nothing (16 KiB, nothing registered: 1.4-2.1 against 1.2-1.5):
+// they lend only from 128 KiB. With more ranks than cores each wait costs
+// context switches (4 ranks on 2 cores: AllGather 16 KiB 8.9-9.2 against
+// 6.8-7.6 us, 64 KiB 11.4-13.6 against 15.3-17.3; AllReduce 256 KiB 67-81
+// against 158-165).
 constexpr size_t kLendStagedBytes = 4 * 1024;
-constexpr size_t kLendStagedOneWayBytes = 16 * 1024;
+constexpr size_t kLendStagedOneWayBytes = 128 * 1024;
 constexpr size_t kLendStagedSharedCoresBytes = 64 * 1024;
 // Waits in a meeting when every rank has a core: poll for tens of
 // microseconds, then yield (the peer may share our core after all) for about
@@ -128,7 +130,7 @@ ncclResult_t setupDirect(ncclComm* comm, const AgreedSettings& settings) {
     comm->lentRegistrations = std::make_unique<LentRegistrations>(comm, hostBlockMemory());
     state.registered = comm->lentRegistrations.get();
     state.lendStagedBytes = coreEach ? kLendStagedBytes : kLendStagedSharedCoresBytes;
-    state.lendStagedOneWayBytes = coreEach ? kLendStagedOneWayBytes : kLendStagedSharedCoresBytes;
+    state.lendStagedOneWayBytes = kLendStagedOneWayBytes;
   }
 #if defined(CHORUS_HAVE_CUDA)
   if (device) CHORUS_CHECK(setupDeviceDirect(comm, stageBytes, p2p, settings.lendRegistered));

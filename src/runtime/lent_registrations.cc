@@ -114,6 +114,7 @@ void LentRegistrations::add(RegisteredBuffer* buffer, const Export& exported) {
   __atomic_store_n(&mine.registrationGeneration, generation_, __ATOMIC_RELEASE);
   announceChange();
   buffer->entry = entry;
+  entriesInUse_.fetch_add(1, std::memory_order_relaxed);
   buffer->id = generation_;
   buffer->allocationBase = exported.base;
   INFO(kLogReg, "rank %d: registered buffer %p lent to peers (entry %d, allocation %#llx, %zu bytes)",
@@ -129,6 +130,7 @@ uint32_t LentRegistrations::retire(RegisteredBuffer* buffer) {
   // filled, sees the cleared id again (syncEntry's check).
   __atomic_thread_fence(__ATOMIC_RELEASE);
   buffer->entry = -1;
+  entriesInUse_.fetch_sub(1, std::memory_order_relaxed);
   if (++generation_ == 0) ++generation_;
   __atomic_store_n(&mine.registrationGeneration, generation_, __ATOMIC_RELEASE);
   announceChange();
@@ -248,6 +250,9 @@ bool LentRegistrations::syncEntry(int peer, int index) {
 }
 
 ArenaBufferRef LentRegistrations::find(const void* buffer, size_t bytes) {
+  // A registration made on another thread while this operation runs may be
+  // missed: the operation then stages, which is correct either way.
+  if (entriesInUse_.load(std::memory_order_relaxed) == 0) return ArenaBufferRef{};
   const uintptr_t begin = reinterpret_cast<uintptr_t>(buffer);
   std::lock_guard<std::mutex> lock(comm_->registrationMutex);
   for (const RegisteredBuffer& r : comm_->registrations) {

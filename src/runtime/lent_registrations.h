@@ -141,6 +141,9 @@ class LentRegistrations final : public RegisteredBuffers {
   std::mutex mappingsMutex_;         // mappings_: written by syncPeers, read by resolve
   std::vector<Mapping> mappings_;    // [peer * kArenaRegistrations + entry]
   std::atomic<uint64_t> resolved_{0};
+  // Entries of this rank's table in use: find() takes no lock without any
+  // (every operation of a host communicator between processes asks).
+  std::atomic<int> entriesInUse_{0};
   std::atomic<bool> stop_{false};
   std::thread mapper_;
 };
