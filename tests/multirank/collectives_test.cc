@@ -232,6 +232,19 @@ TEST(CollectivesDirect, ManyRoundsThroughASmallStagingArea) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// The quick matrix, and in-place AllReduce and ReduceScatter of blocks of
+// many chunks: each chunk a rank writes into a peer (through the kernel, or
+// a mapping of its buffer) is one it has just read there.
+constexpr size_t kLargeCount = (1u << 20) + 5;
+std::vector<CollCase> matrixWithLargeInPlaceReductions(int nranks) {
+  std::vector<CollCase> cases = matrix(nranks, false);
+  for (int op : {int{ncclSum}, kPreMulSumTwo}) {
+    cases.push_back(CollCase{Coll::AllReduce, ncclFloat32, op, kLargeCount, 0, true});
+    cases.push_back(CollCase{Coll::ReduceScatter, ncclFloat32, op, kLargeCount / 4, 0, true});
+  }
+  return cases;
+}
+
 // Every collective of every size reads peers' buffers through the kernel:
 // AllGather and Broadcast copy, a Broadcast root writes a block into each
 // reader's output, reductions read peers' pieces into a cached copy, and
@@ -250,15 +263,7 @@ void runThroughTheKernel(int nranks, const char* reduceMaxBytes) {
       if (!ctx.check(copiesEverySizeThroughTheKernel(comm->direct),
                      "the communicator does not copy every size through the kernel"))
         return;
-      std::vector<CollCase> cases = matrix(ctx.nranks, false);
-      // Blocks of many chunks in place: each chunk a rank writes into a
-      // peer is one it has just read there.
-      const size_t large = (1u << 20) + 5;
-      for (int op : {int{ncclSum}, kPreMulSumTwo}) {
-        cases.push_back(CollCase{Coll::AllReduce, ncclFloat32, op, large, 0, true});
-        cases.push_back(CollCase{Coll::ReduceScatter, ncclFloat32, op, large / 4, 0, true});
-      }
-      for (const CollCase& c : cases) {
+      for (const CollCase& c : matrixWithLargeInPlaceReductions(ctx.nranks)) {
         runAndCheck(ctx, comm, c);
         if (ctx.failures.size() > 5) break;
       }
@@ -335,8 +340,9 @@ std::map<Coll, uint64_t> runCountingLentReads(RankContext& ctx, ncclComm_t comm,
 
 // Registered host blocks (ncclMemAlloc) are lent: peers map them and read
 // and write them in place, instead of through the kernel (`throughKernel`:
-// every size) or of staged copies (CHORUS_CMA=0: operations of 128 KiB and
-// more per rank). The whole matrix, with large in-place reductions whose
+// every size) or of staged copies (CHORUS_CMA=0: operations from 4 KiB per
+// rank, 64 KiB with more ranks than cores, 128 KiB one-way; the large cases
+// lend either way). The whole matrix, with large in-place reductions whose
 // ranks write into the mappings they read, with every rank's buffers lent,
 // then with every rank's but rank 0's (reached as before while the others
 // are read in place, in the same operations): exact, and while every rank
@@ -356,14 +362,9 @@ void runWithLentBlocks(int nranks, bool throughKernel) {
           !ctx.check(copiesEverySizeThroughTheKernel(comm->direct) == throughKernel,
                      "the communicator does not copy as asked"))
         return;
-      std::vector<CollCase> cases = matrix(ctx.nranks, false);
-      const size_t large = (1u << 20) + 5;
-      for (int op : {int{ncclSum}, kPreMulSumTwo}) {
-        cases.push_back(CollCase{Coll::AllReduce, ncclFloat32, op, large, 0, true});
-        cases.push_back(CollCase{Coll::ReduceScatter, ncclFloat32, op, large / 4, 0, true});
-      }
+      const std::vector<CollCase> cases = matrixWithLargeInPlaceReductions(ctx.nranks);
       // The largest case: 1 MiB + 5 int64 elements per rank and block.
-      const size_t bytes = large * 8 * static_cast<size_t>(ctx.nranks);
+      const size_t bytes = kLargeCount * 8 * static_cast<size_t>(ctx.nranks);
       LentBlocks blocks;
       if (!lendBlocks(ctx, comm, bytes, &blocks)) return releaseBlocks(ctx, comm, &blocks);
       const GivenBuffers given{blocks.send, blocks.recv, bytes};
