@@ -484,11 +484,11 @@ ncclResult_t DirectPrims::finish() {
     // Staged rounds where ranks may lend: every rank says it is done (so
     // that phases stay in step), but only a rank whose buffers peers read
     // waits for them; the others, most often every rank (nothing
-    // registered), go on at once (2 ranks, 16 KiB Broadcast: 1.8-2.1 us,
-    // against 3.8-4.1 when every rank waited).
+    // registered), go on at once (2 ranks, 4 KiB AllGather, nothing
+    // registered: 1.43-1.62 us, against 1.70-2.09 when every rank waited).
     CHORUS_CHECK(arrive());
     if (lentInput_.id == 0 && lentOutput_.id == 0) return ncclSuccess;
-    return waitFor(kAllPeers, state_->phase, "waiting for peers to finish reading the buffers of");
+    return waitFor(kAllPeers, state_->phase, "waiting, to take back its lent buffers, for");
   }
   return state_->mover->settle();
 }
