@@ -90,7 +90,7 @@ struct DirectState {
   // Staged operations lend buffers only from this many bytes per rank
   // (input or output, the larger; one-way: Broadcast, Reduce): 0 on
   // devices, whose operations end with a meeting anyway. On the host the
-  // closing meeting that lending needs costs more than it saves below
+  // wait at the end that lending needs costs more than it saves below
   // (runtime/direct_setup.cc). SIZE_MAX: never.
   size_t lendStagedBytes = SIZE_MAX;
   size_t lendStagedOneWayBytes = SIZE_MAX;
@@ -162,17 +162,8 @@ class DirectPrims {
   // one staged piece (AllGather): roundElems(1), within the read budget.
   size_t gatherRoundElems() const;
 
-  // Whether an operation of `bytes` per rank (input or output, the larger)
-  // in `mode` lends buffers (`oneWay`: Broadcast, Reduce). Every rank
-  // decides alike (lending adds a closing meeting), whichever buffers it
-  // has registered.
-  static bool lendsIn(const DirectState& state, DirectMode mode, size_t bytes, bool oneWay) {
-    if (state.registered == nullptr) return false;
-    return mode == DirectMode::CrossMemory ||
-           (mode == DirectMode::Staged &&
-            bytes >= (oneWay ? state.lendStagedOneWayBytes : state.lendStagedBytes));
-  }
-  // Where lendsIn, on every rank, before the first round: peers may reach
+  // Where ranks lend (lendsBuffers in runtime/direct_mode.h), on every
+  // rank, before the first round: peers may reach
   // this rank's input and/or output (refs with id != 0, from
   // RegisteredBuffers::find; id 0: not lent) in place. Staged mode: each
   // side on its own, and only for algorithms that, like Shared mode, leave
@@ -246,8 +237,9 @@ class DirectPrims {
   ncclResult_t checkRecords(int peers) const;
   // Where peers' lent buffers are this round (state_->peerInput/peerOutput).
   ncclResult_t resolveLent(int peers);
-  // Whether this round's line carries lent buffers (not data, not addresses).
-  bool lends() const { return !shared_ && !inline_; }
+  // Whether this round's line carries lent buffers (not data, not
+  // addresses): a staged round of an operation where ranks lend.
+  bool lends() const { return lending_ && !shared_ && !inline_; }
   // Whether rank r (a peer read this round) lent its buffers in place of
   // their addresses (CrossMemory mode).
   bool lentInPlace(int r) const { return shared_ && (lineOf(r).sharing & kLineLent) != 0; }
@@ -283,7 +275,7 @@ class DirectPrims {
   RoundPieces round_{};
   bool outputPastCache_ = false;
   ArenaBufferRef lentInput_{}, lentOutput_{};  // what shareBuffers lent (id 0: nothing)
-  bool lending_ = false;  // shareBuffers was called: the operation ends with an arrival
+  bool lending_ = false;  // shareBuffers was called: ranks may lend (agreed)
 };
 
 }  // namespace chorus

@@ -1,8 +1,15 @@
 #include "runtime/direct_mode.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace chorus {
+namespace {
+
+// Rounds where one side publishes and the others only read.
+bool oneWay(OpKind kind) { return kind == OpKind::Broadcast || kind == OpKind::Reduce; }
+
+}  // namespace
 
 void setKernelCopyLimits(const AgreedSettings& settings, DirectState* state) {
   // The kernel reads a peer in the process its waits probe (the same pid,
@@ -39,12 +46,21 @@ DirectMode directModeFor(const DirectState& state, OpKind kind, size_t inputByte
   if (oneShot) return DirectMode::Staged;
   if (state.allInThisProcess) return DirectMode::Shared;
   if (!state.crossMemory) return DirectMode::Staged;
-  const bool oneWay = kind == OpKind::Broadcast || kind == OpKind::Reduce;
-  const size_t smallest = oneWay ? state.cmaOneWayBytes : state.cmaBytes;
+  const size_t smallest = oneWay(kind) ? state.cmaOneWayBytes : state.cmaBytes;
   if (outputBytes < smallest || outputBytes > state.cmaMaxBytes) return DirectMode::Staged;
   const bool copiesOnly = kind == OpKind::AllGather || kind == OpKind::Broadcast;
   if (!copiesOnly && inputBytes > state.cmaReduceMaxBytes) return DirectMode::Staged;
   return DirectMode::CrossMemory;
+}
+
+bool lendsBuffers(const DirectState& state, OpKind kind, DirectMode mode, size_t inputBytes,
+                  size_t outputBytes, bool oneShot) {
+  // One-shot AllReduce reads every input while ranks write their outputs:
+  // its inputs must be copies.
+  if (state.registered == nullptr || oneShot) return false;
+  if (mode == DirectMode::CrossMemory) return true;
+  const size_t smallest = oneWay(kind) ? state.lendStagedOneWayBytes : state.lendStagedBytes;
+  return mode == DirectMode::Staged && std::max(inputBytes, outputBytes) >= smallest;
 }
 
 }  // namespace chorus

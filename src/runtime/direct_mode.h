@@ -22,4 +22,12 @@ void setKernelCopyLimits(const AgreedSettings& settings, DirectState* state);
 DirectMode directModeFor(const DirectState& state, OpKind kind, size_t inputBytes,
                          size_t outputBytes, bool oneShot);
 
+// Whether ranks lend registered buffers (DirectPrims::shareBuffers) in an
+// operation of `kind` and `mode` with these buffer sizes: through the
+// kernel always, staged from state.lendStaged*Bytes, never one-shot. Every
+// rank decides alike, whichever buffers it has registered: such an
+// operation ends with one more arrival of every rank.
+bool lendsBuffers(const DirectState& state, OpKind kind, DirectMode mode, size_t inputBytes,
+                  size_t outputBytes, bool oneShot);
+
 }  // namespace chorus

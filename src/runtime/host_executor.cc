@@ -1,7 +1,5 @@
 #include "runtime/host_executor.h"
 
-#include <algorithm>
-
 #include "collectives/datatypes.h"
 #include "collectives/direct_collectives.h"
 #include "collectives/direct_primitives.h"
@@ -54,11 +52,7 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   DirectPrims prims(&comm->direct, rank, nranks, mode, shape, op.sendbuff, op.recvbuff, op.redop);
   const size_t streamBytes = comm->direct.streamBytes;
   if (streamBytes > 0 && outputBytes >= streamBytes) prims.writeOutputPastCache();
-  // One-shot AllReduce reads every input while ranks write their outputs:
-  // its inputs must be copies.
-  const bool oneWay = op.kind == OpKind::Broadcast || op.kind == OpKind::Reduce;
-  if (!oneShot &&
-      DirectPrims::lendsIn(comm->direct, mode, std::max(inputBytes, outputBytes), oneWay)) {
+  if (lendsBuffers(comm->direct, op.kind, mode, inputBytes, outputBytes, oneShot)) {
     RegisteredBuffers& registered = *comm->direct.registered;
     prims.shareBuffers(registered.find(op.sendbuff, inputBytes),
                        registered.find(op.recvbuff, outputBytes));

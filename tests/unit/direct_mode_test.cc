@@ -98,5 +98,31 @@ TEST(DirectMode, OneShotThreadsAndSlowCrowdedOrRefusedKernelCopiesDecideFirst) {
   EXPECT_FALSE(stateFor(unreachable).crossMemory);
 }
 
+// Ranks lend registered buffers through the kernel at every size, staged
+// from their limits (one-way operations from theirs, judged by the larger
+// buffer), never in one-shot AllReduce, and never without registrations.
+TEST(DirectMode, LendingFollowsTheModeAndTheStagedLimits) {
+  struct NoBuffers final : RegisteredBuffers {
+    ArenaBufferRef find(const void*, size_t) override { return {}; }
+    ncclResult_t resolve(int, const ArenaBufferRef&, const char**) override {
+      return ncclInternalError;
+    }
+  } registered;
+  DirectState state = stateFor(kernelCopySettings(true));
+  EXPECT_FALSE(lendsBuffers(state, OpKind::AllGather, DirectMode::CrossMemory, 1 << 20, 1 << 20, false));
+  state.registered = &registered;
+  state.lendStagedBytes = 4096;
+  state.lendStagedOneWayBytes = 131072;
+  EXPECT_TRUE(lendsBuffers(state, OpKind::AllGather, DirectMode::CrossMemory, 8, 8, false));
+  EXPECT_FALSE(lendsBuffers(state, OpKind::AllGather, DirectMode::Shared, 1 << 20, 1 << 20, false));
+  EXPECT_FALSE(lendsBuffers(state, OpKind::AllGather, DirectMode::Staged, 4095, 4095, false));
+  EXPECT_TRUE(lendsBuffers(state, OpKind::AllGather, DirectMode::Staged, 2048, 4096, false));
+  EXPECT_TRUE(lendsBuffers(state, OpKind::ReduceScatter, DirectMode::Staged, 4096, 1024, false));
+  EXPECT_FALSE(lendsBuffers(state, OpKind::Broadcast, DirectMode::Staged, 131071, 131071, false));
+  EXPECT_TRUE(lendsBuffers(state, OpKind::Reduce, DirectMode::Staged, 131072, 131072, false));
+  EXPECT_FALSE(lendsBuffers(state, OpKind::AllReduce, DirectMode::Staged, 1 << 20, 1 << 20, true));
+  EXPECT_TRUE(lendsBuffers(state, OpKind::AllReduce, DirectMode::Staged, 1 << 20, 1 << 20, false));
+}
+
 }  // namespace
 }  // namespace chorus
