@@ -60,7 +60,10 @@ ncclResult_t checkRank(ncclComm* comm, int rank, const char* caller, const char*
 // nothing, reporting success).
 ncclResult_t checkSize(size_t count, size_t factor, ncclDataType_t type, const char* caller) {
   constexpr size_t kMaxBytes = static_cast<size_t>(PTRDIFF_MAX);
-  if (count != 0 && (count > kMaxBytes / factor / elementSize(type)))
+  // Multiplied, not divided: two divisions cost a small operation ~15 ns.
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(count, factor, &bytes) ||
+      __builtin_mul_overflow(bytes, elementSize(type), &bytes) || bytes > kMaxBytes)
     CHORUS_FAIL(ncclInvalidArgument, "%s: count %zu overflows the buffer size", caller, count);
   return ncclSuccess;
 }

@@ -226,8 +226,11 @@ class DirectPrims {
   ncclResult_t arrive(uint32_t* seq = nullptr);
   // Waits until `peers` (kAllPeers or one rank) have reached phase `target`.
   ncclResult_t waitFor(int peers, uint32_t target, const char* what);
-  // Waits until `peers` have published this round's line.
-  ncclResult_t waitForLines(int peers, uint32_t target);
+  // Whether `peers` were last seen at phase `target` or later.
+  bool seenAll(int peers, uint32_t target) const;
+  // Waits until `peers` have written their line `line` in the round where
+  // this rank's phase became `target`.
+  ncclResult_t waitForLines(int peers, int line, uint32_t target, const char* what);
   // In a run of one-way rounds, before waitForLines: if a publisher has not
   // yet written this round's line, waits without touching it until the
   // publisher is kStepBackRounds ahead (or a short time passes).
