@@ -30,7 +30,9 @@ static_assert(kLinePrefetchRounds < kArenaLines / 2, "prefetch far from the olde
 // It watches the readers' line of that round, written once, rather than
 // their phase counter, written every round.
 constexpr uint64_t kReleaseSlackRounds = 64;
-static_assert(kReleaseSlackRounds < kArenaLines / 2, "a line the readers have not yet reused");
+static_assert(kReleaseSlackRounds < kArenaLines - 1, "the line of a round before this one");
+// ...for at most this long; after that, only as far as the line it needs.
+constexpr double kReleaseSlackSeconds = 20e-6;
 
 // How far a reader that caught up with its publisher lets it run ahead (see
 // stepBack), how often it looks, and for how long at most.
@@ -135,12 +137,32 @@ ncclResult_t DirectPrims::waitFor(int peers, uint32_t target, const char* what) 
   return ncclSuccess;
 }
 
-bool DirectPrims::seenAll(int peers, uint32_t target) const {
+ncclResult_t DirectPrims::waitForLineRelease(uint32_t target, uint64_t slackLine) {
+  const uint32_t slackTarget = state_->roundPhase[slackLine];
   for (int r = 0; r < nranks_; ++r) {
-    if (r == rank_ || (peers != kAllPeers && peers != r)) continue;
-    if (!reached(state_->seenPhase[r], target)) return false;
+    if (r == rank_) continue;
+    // Only a publisher that a peer really keeps waiting, not one whose view
+    // of the peer's phase is old, waits the slack (see kReleaseSlackRounds).
+    uint32_t& seen = state_->seenPhase[r];
+    if (reached(seen, target)) continue;
+    ArenaRankSlot& peer = state_->arena->slot(r);
+    seen = __atomic_load_n(&peer.phase, __ATOMIC_ACQUIRE);
+    if (reached(seen, target)) continue;
+    // A peer that stops short of the slack (it waits for what this rank
+    // does next) is waited for as far as the line only, once the slack's
+    // time is up: a publisher may still run kArenaLines - 1 rounds ahead.
+    const uint32_t* slackSeq = &peer.lines[slackLine].seq;
+    const Deadline patience = Deadline::after(kReleaseSlackSeconds);
+    CHORUS_CHECK(waitUntil(&peer.phase, &peer.sleepers, state_->waits[r],
+                           "waiting for a line and its slot to be released by", [&] {
+                             if (reached(__atomic_load_n(slackSeq, __ATOMIC_ACQUIRE), slackTarget))
+                               return true;
+                             if (!patience.expired()) return false;
+                             seen = __atomic_load_n(&peer.phase, __ATOMIC_ACQUIRE);
+                             return reached(seen, target);
+                           }));
   }
-  return true;
+  return ncclSuccess;
 }
 
 ncclResult_t DirectPrims::waitForLines(int peers, int line, uint32_t target, const char* what) {
@@ -223,13 +245,10 @@ ncclResult_t DirectPrims::exchange(const RoundPieces& pieces, bool contribute, i
   // staging area once they have started the previous round.
   const uint64_t released = withLine ? round + 1 : round + kArenaLines - 1;
   const uint32_t releaseTarget = state_->roundPhase[released % kArenaLines];
-  if (withLine && !seenAll(kAllPeers, releaseTarget)) {  // see kReleaseSlackRounds
-    const int slackLine = static_cast<int>((released + kReleaseSlackRounds) % kArenaLines);
-    CHORUS_CHECK(waitForLines(kAllPeers, slackLine, state_->roundPhase[slackLine],
-                              "waiting for a staging area to be released by"));
-  }
-  CHORUS_CHECK(waitFor(kAllPeers, releaseTarget,
-                       "waiting for a staging area to be released by"));
+  if (withLine)
+    CHORUS_CHECK(waitForLineRelease(releaseTarget, (released + kReleaseSlackRounds) % kArenaLines));
+  else
+    CHORUS_CHECK(waitFor(kAllPeers, releaseTarget, "waiting for a staging area to be released by"));
   // Our line of a few rounds ahead was last read by the peers: its transfer
   // back starts now, so that its stores then do not wait for it (a waiting
   // store fills the store buffer and stalls a Broadcast root, which would

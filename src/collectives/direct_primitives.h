@@ -226,8 +226,10 @@ class DirectPrims {
   ncclResult_t arrive(uint32_t* seq = nullptr);
   // Waits until `peers` (kAllPeers or one rank) have reached phase `target`.
   ncclResult_t waitFor(int peers, uint32_t target, const char* what);
-  // Whether `peers` were last seen at phase `target` or later.
-  bool seenAll(int peers, uint32_t target) const;
+  // The release check of a round that travels with its line: waits until
+  // every peer has reached phase `target`, or, when one has not, until it
+  // has written its line `slackLine` (kReleaseSlackRounds).
+  ncclResult_t waitForLineRelease(uint32_t target, uint64_t slackLine);
   // Waits until `peers` have written their line `line` in the round where
   // this rank's phase became `target`.
   ncclResult_t waitForLines(int peers, int line, uint32_t target, const char* what);

@@ -99,4 +99,55 @@ TEST(BroadcastStream, ReadersStepBackOnlyInRunsAndNotForARootThatKeepsThemWaitin
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// A root may run kArenaLines - 1 one-way rounds ahead of a reader. Here
+// the reader starts late, so the root waits for it at round 255 (and would
+// rather wait until it is kReleaseSlackRounds further), but the reader
+// stops after 30 Broadcasts to meet the root on a second communicator,
+// which the root reaches only after 270 Broadcasts: the root must go on
+// once the reader has released the line it needs, or both would wait
+// until CHORUS_TIMEOUT.
+TEST(BroadcastStream, ARootRunsAWholeArenaOfLinesAheadOfAReaderThatWaitsForIt) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv timeout("CHORUS_TIMEOUT", "20");
+  RankOptions options;
+  options.idCount = 2;
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    ncclComm_t first = initRankComm(ctx);
+    ncclComm_t second = nullptr;
+    if (!ctx.checkNccl(ncclCommInitRank(&second, ctx.nranks, ctx.ids[1], ctx.rank),
+                       "ncclCommInitRank (second)") ||
+        first == nullptr)
+      return;
+    constexpr int kAhead = 270, kBeforeMeeting = 30;
+    static_assert(kAhead < chorus::kArenaLines + kBeforeMeeting, "within the lines");
+    int32_t value = 0;
+    auto broadcast = [&](int from, int to) {
+      for (int i = from; i < to; ++i) {
+        value = ctx.rank == 0 ? 5000 + i : 0;
+        if (!ctx.checkNccl(ncclBroadcast(&value, &value, 1, ncclInt32, 0, first, nullptr),
+                           "ncclBroadcast " + std::to_string(i)))
+          return false;
+        if (!ctx.check(value == 5000 + i, "Broadcast " + std::to_string(i) + " delivered " +
+                                              std::to_string(value)))
+          return false;
+      }
+      return true;
+    };
+    float one = 1;
+    auto meet = [&] {
+      return ctx.checkNccl(ncclAllReduce(&one, &one, 1, ncclFloat32, ncclSum, second, nullptr),
+                           "AllReduce on the second communicator");
+    };
+    if (ctx.rank == 0) {
+      if (broadcast(0, kAhead)) meet();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (broadcast(0, kBeforeMeeting) && meet()) broadcast(kBeforeMeeting, kAhead);
+    }
+    ctx.checkNccl(ncclCommDestroy(second), "ncclCommDestroy (second)");
+    ctx.checkNccl(ncclCommDestroy(first), "ncclCommDestroy");
+  }, options);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 }  // namespace
