@@ -18,6 +18,9 @@ namespace {
 
 static_assert(kArenaRegistrations <= 32, "the refused entries of a table are one 32-bit mask");
 
+// How long the mapping thread sleeps when no table changes.
+constexpr int kIdleWakeMs = 2000;
+
 // Wrap-around comparison of table generations.
 bool reached(uint32_t generation, uint32_t target) {
   return static_cast<int32_t>(generation - target) >= 0;
@@ -70,8 +73,10 @@ void LentRegistrations::mapLoop() {
     const uint32_t seen = __atomic_load_n(changes, __ATOMIC_ACQUIRE);
     syncPeers();
     // A change after `seen` was read ends the sleep at once; the timeout
-    // only bounds how long a lost wake-up could delay a mapping.
-    if (!stop_.load()) futexSleep(changes, seen, 100);
+    // only bounds how long a lost wake-up could delay a mapping. (Every
+    // host communicator between processes has this thread, registrations
+    // or not: a long timeout keeps an idle one asleep.)
+    if (!stop_.load()) futexSleep(changes, seen, kIdleWakeMs);
   }
 }
 
