@@ -54,10 +54,8 @@ DirectMode directModeFor(const DirectState& state, OpKind kind, size_t inputByte
 }
 
 bool lendsBuffers(const DirectState& state, OpKind kind, DirectMode mode, size_t inputBytes,
-                  size_t outputBytes, bool oneShot) {
-  // One-shot AllReduce reads every input while ranks write their outputs:
-  // its inputs must be copies.
-  if (state.registered == nullptr || oneShot) return false;
+                  size_t outputBytes) {
+  if (state.registered == nullptr) return false;
   if (mode == DirectMode::CrossMemory) return true;
   const size_t smallest = oneWay(kind) ? state.lendStagedOneWayBytes : state.lendStagedBytes;
   return mode == DirectMode::Staged && std::max(inputBytes, outputBytes) >= smallest;

@@ -18,16 +18,19 @@ void setKernelCopyLimits(const AgreedSettings& settings, DirectState* state);
 
 // The mode of an operation of `kind` whose buffers on this rank hold
 // `inputBytes` and `outputBytes`; one-shot AllReduce reads every input while
-// ranks write their outputs, so its inputs must be staged copies.
+// ranks write their outputs, so its inputs are staged copies (or lent,
+// where they are not their ranks' outputs: lendsBuffers).
 DirectMode directModeFor(const DirectState& state, OpKind kind, size_t inputBytes,
                          size_t outputBytes, bool oneShot);
 
 // Whether ranks lend registered buffers (DirectPrims::shareBuffers) in an
 // operation of `kind` and `mode` with these buffer sizes: through the
-// kernel always, staged from state.lendStaged*Bytes, never one-shot. Every
-// rank decides alike, whichever buffers it has registered: such an
-// operation ends with one more arrival of every rank.
+// kernel always, staged from state.lendStaged*Bytes (one-shot AllReduce
+// too: a rank then lends its input only where it is not its output, since
+// peers read it while the rank writes its output). Every rank decides
+// alike, whichever buffers it has registered: such an operation ends with
+// one more arrival of every rank.
 bool lendsBuffers(const DirectState& state, OpKind kind, DirectMode mode, size_t inputBytes,
-                  size_t outputBytes, bool oneShot);
+                  size_t outputBytes);
 
 }  // namespace chorus

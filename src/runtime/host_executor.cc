@@ -52,10 +52,14 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   DirectPrims prims(&comm->direct, rank, nranks, mode, shape, op.sendbuff, op.recvbuff, op.redop);
   const size_t streamBytes = comm->direct.streamBytes;
   if (streamBytes > 0 && outputBytes >= streamBytes) prims.writeOutputPastCache();
-  if (lendsBuffers(comm->direct, op.kind, mode, inputBytes, outputBytes, oneShot)) {
+  if (lendsBuffers(comm->direct, op.kind, mode, inputBytes, outputBytes)) {
     RegisteredBuffers& registered = *comm->direct.registered;
-    prims.shareBuffers(registered.find(op.sendbuff, inputBytes),
-                       registered.find(op.recvbuff, outputBytes));
+    // One-shot AllReduce: peers read every rank's input while it writes its
+    // output, so an input that is its output is a copy; no one reads an
+    // output.
+    const bool inputLent = !oneShot || op.sendbuff != op.recvbuff;
+    prims.shareBuffers(inputLent ? registered.find(op.sendbuff, inputBytes) : ArenaBufferRef{},
+                       oneShot ? ArenaBufferRef{} : registered.find(op.recvbuff, outputBytes));
   }
   switch (op.kind) {
     case OpKind::AllReduce:

@@ -402,6 +402,38 @@ TEST_P(CollectivesOnLentHostBlocks, StagedEveryCollectiveIsExact) {
 }
 INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesOnLentHostBlocks, ::testing::Values(2, 3, 4));
 
+// One-shot AllReduce (up to CHORUS_ONESHOT_BYTES) reads every rank's input
+// while each rank writes its output: a rank lends its input only where it
+// is not its output. Out of place, peers read the lent inputs in place (from
+// 4 KiB; 64 KiB with more ranks than cores); in place, nothing is lent; the
+// results are exact either way.
+TEST(CollectivesOnLentHostBlocksOneShot, AllReduceLendsOnlyInputsThatAreNotOutputs) {
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "65536");
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    onComm(ctx, [&](ncclComm_t comm) {
+      if (!ctx.check(comm->lentRegistrations != nullptr, "the communicator lends nothing")) return;
+      LentBlocks blocks;
+      // (The check fits every case in count x ranks elements, as AllGather.)
+      if (!lendBlocks(ctx, comm, 2 * 65536, &blocks)) return releaseBlocks(ctx, comm, &blocks);
+      const GivenBuffers given{blocks.send, blocks.recv, blocks.bytes};
+      for (bool inPlace : {false, true}) {
+        std::vector<CollCase> cases;
+        for (size_t count : {1000, 1024, 4099, 16384})
+          for (int op : {ncclSum, ncclMax, ncclProd})
+            cases.push_back(CollCase{Coll::AllReduce, ncclFloat32, op, count, 0, inPlace});
+        const uint64_t reads = runCountingLentReads(ctx, comm, cases, given)[Coll::AllReduce];
+        if (!ctx.failures.empty()) break;
+        ctx.check(inPlace ? reads == 0 : reads > 0,
+                  std::string(inPlace ? "in place, " : "out of place, ") + std::to_string(reads) +
+                      " lent inputs read");
+      }
+      releaseBlocks(ctx, comm, &blocks);
+    });
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 // Reductions of more than 4 KiB of input per rank stay staged while the
 // smaller ones, AllGather and Broadcast go through the kernel: one
 // communicator switching between the two from one operation to the next.
