@@ -167,8 +167,9 @@ class DirectPrims {
   // this rank's input and/or output (refs with id != 0, from
   // RegisteredBuffers::find; id 0: not lent) in place. Staged mode: each
   // side on its own, and only for algorithms that, like Shared mode, leave
-  // what a peer reads untouched until the meeting after it: not one-shot
-  // AllReduce. CrossMemory mode: both sides or neither.
+  // what a peer reads untouched until the meeting after it (one-shot
+  // AllReduce: only an input that is not its output, and no output).
+  // CrossMemory mode: both sides or neither.
   void shareBuffers(const ArenaBufferRef& input, const ArenaBufferRef& output);
 
   // `readsFrom` of exchange: every peer, none, or else the one rank named.

@@ -406,7 +406,7 @@ INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesOnLentHostBlocks, ::testing::Values(2
 // while each rank writes its output: a rank lends its input only where it
 // is not its output. Out of place, peers read the lent inputs in place (from
 // 4 KiB; 64 KiB with more ranks than cores); in place, nothing is lent; the
-// results are exact either way.
+// results are exact either way, and with one rank in place and one not.
 TEST(CollectivesOnLentHostBlocksOneShot, AllReduceLendsOnlyInputsThatAreNotOutputs) {
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedEnv oneShot("CHORUS_ONESHOT_BYTES", "65536");
@@ -428,6 +428,26 @@ TEST(CollectivesOnLentHostBlocksOneShot, AllReduceLendsOnlyInputsThatAreNotOutpu
                   std::string(inPlace ? "in place, " : "out of place, ") + std::to_string(reads) +
                       " lent inputs read");
       }
+      // Rank 0 in place (staged), rank 1 out of place (lent), in one operation.
+      constexpr size_t kCount = 16384;  // 64 KiB: lent whether or not ranks share cores
+      float* send = static_cast<float*>(blocks.send);
+      float* recv = static_cast<float*>(blocks.recv);
+      float* input = ctx.rank == 0 ? recv : send;
+      for (size_t i = 0; i < kCount; ++i) {
+        input[i] = static_cast<float>(ctx.rank * 1000 + i % 997);
+        if (ctx.rank != 0) recv[i] = -1;
+      }
+      const uint64_t before = comm->lentRegistrations->resolvedCount();
+      ctx.checkNccl(ncclAllReduce(input, recv, kCount, ncclFloat32, ncclSum, comm, nullptr),
+                    "AllReduce, one rank in place");
+      size_t wrong = 0;
+      for (size_t i = 0; i < kCount; ++i)
+        wrong += recv[i] != static_cast<float>(1000 + 2 * (i % 997));
+      ctx.check(wrong == 0, "one rank in place: " + std::to_string(wrong) + " wrong elements");
+      // Rank 0 reads rank 1's input in place; rank 1 reads rank 0's copy.
+      const uint64_t read = comm->lentRegistrations->resolvedCount() - before;
+      ctx.check(ctx.rank == 0 ? read > 0 : read == 0,
+                "one rank in place: " + std::to_string(read) + " lent inputs read");
       releaseBlocks(ctx, comm, &blocks);
     });
   });

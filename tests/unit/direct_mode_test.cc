@@ -100,7 +100,7 @@ TEST(DirectMode, OneShotThreadsAndSlowCrowdedOrRefusedKernelCopiesDecideFirst) {
 
 // Ranks lend registered buffers through the kernel at every size, staged
 // from their limits (one-way operations from theirs, judged by the larger
-// buffer), never in one-shot AllReduce, and never without registrations.
+// buffer), and never without registrations.
 TEST(DirectMode, LendingFollowsTheModeAndTheStagedLimits) {
   struct NoBuffers final : RegisteredBuffers {
     ArenaBufferRef find(const void*, size_t) override { return {}; }
