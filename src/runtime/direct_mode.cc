@@ -61,4 +61,9 @@ bool lendsBuffers(const DirectState& state, OpKind kind, DirectMode mode, size_t
   return mode == DirectMode::Staged && std::max(inputBytes, outputBytes) >= smallest;
 }
 
+LentSides lentSides(bool oneShot, bool inPlace) {
+  if (!oneShot) return {};
+  return {!inPlace, false};
+}
+
 }  // namespace chorus

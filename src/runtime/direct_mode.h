@@ -26,11 +26,19 @@ DirectMode directModeFor(const DirectState& state, OpKind kind, size_t inputByte
 // Whether ranks lend registered buffers (DirectPrims::shareBuffers) in an
 // operation of `kind` and `mode` with these buffer sizes: through the
 // kernel always, staged from state.lendStaged*Bytes (one-shot AllReduce
-// too: a rank then lends its input only where it is not its output, since
-// peers read it while the rank writes its output). Every rank decides
-// alike, whichever buffers it has registered: such an operation ends with
-// one more arrival of every rank.
+// too, see lentSides). Every rank decides alike, whichever buffers it has
+// registered: such an operation ends with one more arrival of every rank.
 bool lendsBuffers(const DirectState& state, OpKind kind, DirectMode mode, size_t inputBytes,
                   size_t outputBytes);
+
+// Which of its buffers a rank offers where ranks lend (each still only if
+// registered): both, except in one-shot AllReduce, where peers read every
+// rank's input while it writes its output: there an input that is its
+// output is a staged copy, and no one reads an output.
+struct LentSides {
+  bool input = true;
+  bool output = true;
+};
+LentSides lentSides(bool oneShot, bool inPlace);
 
 }  // namespace chorus

@@ -54,12 +54,9 @@ ncclResult_t runDirect(ncclComm* comm, const Op& op) {
   if (streamBytes > 0 && outputBytes >= streamBytes) prims.writeOutputPastCache();
   if (lendsBuffers(comm->direct, op.kind, mode, inputBytes, outputBytes)) {
     RegisteredBuffers& registered = *comm->direct.registered;
-    // One-shot AllReduce: peers read every rank's input while it writes its
-    // output, so an input that is its output is a copy; no one reads an
-    // output.
-    const bool inputLent = !oneShot || op.sendbuff != op.recvbuff;
-    prims.shareBuffers(inputLent ? registered.find(op.sendbuff, inputBytes) : ArenaBufferRef{},
-                       oneShot ? ArenaBufferRef{} : registered.find(op.recvbuff, outputBytes));
+    const LentSides sides = lentSides(oneShot, op.sendbuff == op.recvbuff);
+    prims.shareBuffers(sides.input ? registered.find(op.sendbuff, inputBytes) : ArenaBufferRef{},
+                       sides.output ? registered.find(op.recvbuff, outputBytes) : ArenaBufferRef{});
   }
   switch (op.kind) {
     case OpKind::AllReduce:

@@ -121,10 +121,22 @@ TEST(DirectMode, LendingFollowsTheModeAndTheStagedLimits) {
   EXPECT_FALSE(lendsBuffers(state, OpKind::Broadcast, DirectMode::Staged, 131071, 131071));
   EXPECT_TRUE(lendsBuffers(state, OpKind::Reduce, DirectMode::Staged, 131072, 131072));
   // AllReduce, one-shot or not, from the same size (a one-shot one lends
-  // its input only where it is not its output: runtime/host_executor.cc).
+  // its input only where it is not its output: lentSides).
   EXPECT_TRUE(lendsBuffers(state, OpKind::AllReduce, DirectMode::Staged, 4096, 4096));
   EXPECT_FALSE(lendsBuffers(state, OpKind::AllReduce, DirectMode::Staged, 4095, 4095));
   EXPECT_TRUE(lendsBuffers(state, OpKind::AllReduce, DirectMode::Staged, 1 << 20, 1 << 20));
+}
+
+// One-shot AllReduce offers only an input that is not its output; every
+// other operation offers both sides.
+TEST(DirectMode, OneShotLendsOnlyAnInputThatIsNotItsOutput) {
+  for (bool inPlace : {false, true}) {
+    EXPECT_TRUE(lentSides(false, inPlace).input);
+    EXPECT_TRUE(lentSides(false, inPlace).output);
+    EXPECT_FALSE(lentSides(true, inPlace).output);
+  }
+  EXPECT_TRUE(lentSides(true, false).input);
+  EXPECT_FALSE(lentSides(true, true).input);
 }
 
 }  // namespace
