@@ -24,14 +24,17 @@ using namespace chorus::gputest;
 namespace {
 
 constexpr size_t kCount = (size_t(1) << 20) + 3;  // floats per rank
+// Floats per rank of an AllReduce within CHORUS_ONESHOT_BYTES' default
+// (64 KiB), and odd.
+constexpr size_t kOneShotCount = 4099;
 
 // inputValue(ncclFloat32, r, i, seed) for rank r, and the sum over n ranks.
 void inputs(PinnedFloats& host, int rank, uint64_t seed) {
   for (size_t i = 0; i < kCount; ++i) host.p[i] = float(inputValue(ncclFloat32, rank, i, seed));
 }
-std::vector<float> sums(int n, uint64_t seed, float factor = 1) {
-  std::vector<float> want(kCount);
-  for (size_t i = 0; i < kCount; ++i) {
+std::vector<float> sums(int n, uint64_t seed, float factor = 1, size_t count = kCount) {
+  std::vector<float> want(count);
+  for (size_t i = 0; i < count; ++i) {
     double s = 0;
     for (int r = 0; r < n; ++r) s += inputValue(ncclFloat32, r, i, seed);
     want[i] = float(s * factor);
@@ -39,25 +42,26 @@ std::vector<float> sums(int n, uint64_t seed, float factor = 1) {
   return want;
 }
 
-// A float sum AllReduce of kCount elements over the given device buffers
+// A float sum AllReduce of `count` elements over the given device buffers
 // (send == recv: in place), filled, run and fetched on each rank's stream.
 ::testing::AssertionResult allReduceOn(const DeviceComms& dc, const std::vector<void*>& send,
-                                       const std::vector<void*>& recv, uint64_t seed) {
+                                       const std::vector<void*>& recv, uint64_t seed,
+                                       size_t count = kCount) {
   const int n = dc.size();
-  std::vector<std::vector<float>> host(n, std::vector<float>(kCount));
+  std::vector<std::vector<float>> host(n, std::vector<float>(count));
   for (int r = 0; r < n; ++r) {
-    for (size_t i = 0; i < kCount; ++i) host[r][i] = float(inputValue(ncclFloat32, r, i, seed));
+    for (size_t i = 0; i < count; ++i) host[r][i] = float(inputValue(ncclFloat32, r, i, seed));
     const cudaError_t e =
-        cudaMemcpyAsync(send[r], host[r].data(), kCount * 4, cudaMemcpyHostToDevice, dc.streams[r]);
+        cudaMemcpyAsync(send[r], host[r].data(), count * 4, cudaMemcpyHostToDevice, dc.streams[r]);
     if (e != cudaSuccess) return ::testing::AssertionFailure() << "cudaMemcpyAsync: " << cudaText(e);
   }
   auto ok = onEveryRank(dc, [&](int r) {
-    return ncclAllReduce(send[r], recv[r], kCount, ncclFloat32, ncclSum, dc.comms[r], dc.streams[r]);
+    return ncclAllReduce(send[r], recv[r], count, ncclFloat32, ncclSum, dc.comms[r], dc.streams[r]);
   });
   if (!ok) return ok;
-  const std::vector<float> want = sums(n, seed);
+  const std::vector<float> want = sums(n, seed, 1, count);
   for (int r = 0; r < n; ++r) {
-    cudaMemcpyAsync(host[r].data(), recv[r], kCount * 4, cudaMemcpyDeviceToHost, dc.streams[r]);
+    cudaMemcpyAsync(host[r].data(), recv[r], count * 4, cudaMemcpyDeviceToHost, dc.streams[r]);
     const cudaError_t e = cudaStreamSynchronize(dc.streams[r]);
     if (e != cudaSuccess) return ::testing::AssertionFailure() << "rank " << r << ": " << cudaText(e);
     ok = sameFloats(host[r].data(), want, "rank " + std::to_string(r));
@@ -310,7 +314,9 @@ TEST_P(DeviceStreams, MemAllocGivesDeviceMemoryThatCollectivesUse) {
 }
 
 // Out of place on registered buffers, twice (a registration is reused), from
-// cudaMalloc and from ncclMemAlloc.
+// cudaMalloc and from ncclMemAlloc; then an AllReduce small enough to run in
+// one shot (every rank reads every input, which it may lend when it is not
+// its output: runtime/direct_mode.h, lentSides), out of place and in place.
 TEST_P(DeviceStreams, RegisteredBuffersGiveExactResults) {
   const int n = GetParam();
   for (bool memAlloc : {false, true}) {
@@ -326,6 +332,8 @@ TEST_P(DeviceStreams, RegisteredBuffersGiveExactResults) {
     }
     EXPECT_TRUE(allReduceOn(dc_, send, recv, 60));
     EXPECT_TRUE(allReduceOn(dc_, send, recv, 61));
+    EXPECT_TRUE(allReduceOn(dc_, send, recv, 62, kOneShotCount));
+    EXPECT_TRUE(allReduceOn(dc_, send, send, 63, kOneShotCount));
     for (int r = 0; r < n; ++r) {
       EXPECT_NCCL_OK(ncclCommDeregister(dc_.comms[r], sendHandle[r]));
       EXPECT_NCCL_OK(ncclCommDeregister(dc_.comms[r], recvHandle[r]));
