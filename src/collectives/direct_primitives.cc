@@ -77,7 +77,8 @@ DirectPrims::DirectPrims(DirectState* state, int rank, int nranks, DirectMode mo
       input_(static_cast<const char*>(input)),
       output_(static_cast<char*>(output)),
       op_(op),
-      elemSize_(elementSize(shape.type)) {}
+      elemSize_(elementSize(shape.type)),
+      elemShift_(elemSize_ == 0 ? 0 : __builtin_ctzll(elemSize_)) {}
 
 size_t DirectPrims::roundElems(size_t blocks, bool oneWay) const {
   if (shared_) return SIZE_MAX;
@@ -89,7 +90,11 @@ size_t DirectPrims::roundElems(size_t blocks, bool oneWay) const {
   if (oneWay && state_->mover->synchronous() && state_->arena->roundSlotBytes() > 0 &&
       shape_.count * elemSize_ <= kSlotRoundsUpTo)
     bytes = std::min(bytes, std::min(state_->arena->roundSlotBytes(), kArenaSlotBytes));
-  return std::max<size_t>(1, bytes / (std::max<size_t>(blocks, 1) * elemSize_));
+  // Element sizes are powers of two, and most rounds have one block: no
+  // division on a tiny operation's path (a dependent one takes ~7 ns here).
+  // floor(floor(a / b) / c) == floor(a / (b * c)).
+  const size_t elems = bytes >> elemShift_;
+  return std::max<size_t>(1, blocks > 1 ? elems / blocks : elems);
 }
 
 size_t DirectPrims::gatherRoundElems() const {

@@ -274,6 +274,7 @@ class DirectPrims {
   char* output_;
   RedOpArgs op_;
   size_t elemSize_;
+  int elemShift_;  // log2(elemSize_): element sizes are powers of two
   int parity_ = 0;     // staging area of this round
   int line_ = 0;       // operation line of this round
   bool inline_ = false;   // this round's pieces travel in the lines
