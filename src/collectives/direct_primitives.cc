@@ -507,6 +507,8 @@ ncclResult_t DirectPrims::copyTo(int peer, Side side, size_t src, size_t dst, si
       CHORUS_CHECK(peerCopyResult(peer, "writing into the output of",
                                   writeProcess(state_->waits[peer].peerPid, peer, to + done,
                                                from + done, piece)));
+    else if (outputPastCache_)
+      CHORUS_CHECK(state_->mover->copyPastCache(reinterpret_cast<char*>(to + done), from + done, piece));
     else
       CHORUS_CHECK(state_->mover->copy(reinterpret_cast<char*>(to + done), from + done, piece));
   }

@@ -196,8 +196,9 @@ class DirectPrims {
   // stops, with the peer's failure, when the peer leaves the operation
   // (looked for every few MiB).
   ncclResult_t copyTo(int peer, Side side, size_t src, size_t dst, size_t n);
-  // Copies into this rank's output bypass the caches (DataMover::copyPastCache):
-  // for outputs much larger than the caches.
+  // Copies into this rank's output, and copyTo's into peers' outputs (as
+  // large) where not through the kernel, bypass the caches
+  // (DataMover::copyPastCache): for outputs much larger than the caches.
   void writeOutputPastCache() { outputPastCache_ = true; }
   // Whether peers' buffers are read (and written) in place: Shared and
   // CrossMemory modes, which run an operation in one round.

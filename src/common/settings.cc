@@ -86,9 +86,9 @@ const Setting kSettings[] = {
      "ranks' buffers together outgrow the caches, cost more than staging saves."},
     {"CHORUS_STREAM_BYTES", "4194304",
      "Direct algorithms on host buffers: a rank whose output is at least this many bytes copies "
-     "into it with stores that bypass the caches (non-temporal), which neither read each line "
-     "before writing it nor evict what is in use; 0: never. Each rank's own (it may differ "
-     "between ranks)."},
+     "into it, and into its peers' outputs where it writes them in place, with stores that "
+     "bypass the caches (non-temporal), which neither read each line before writing it nor "
+     "evict what is in use; 0: never. Each rank's own (it may differ between ranks)."},
     // Devices
     {"CHORUS_DEVICE", "auto",
      "auto: bind a communicator to the current CUDA device when one is usable, else to the host; "
