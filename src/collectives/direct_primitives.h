@@ -14,8 +14,8 @@
 //           once in and once out.
 //   Shared  (every rank in this process; not for one-shot AllReduce) ranks
 //           publish their buffer addresses and read each other's buffers
-//           directly; one round, and a last meeting so that buffers outlive
-//           their readers.
+//           (or write their outputs) directly; one round, and a last
+//           meeting so that buffers outlive their readers and writers.
 //   CrossMemory  (host ranks in several processes, where every rank may
 //           read every peer's memory; not for one-shot AllReduce) as
 //           Shared, but a peer's buffer is read (and written) through the

@@ -639,6 +639,44 @@ TEST(CrossMemoryErrors, ABroadcastIntoAnInaccessibleOutputFailsBothRanksWithoutA
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// The same for AllGather, whose ranks write their input into every peer's
+// output: rank 1 gathers in place into an output it cannot touch. Rank 0
+// writes its block into it and rank 1 reads its own input (a block of that
+// output) to write it into rank 0's: the kernel refuses both, and neither
+// rank crashes or waits for the deadline.
+TEST(CrossMemoryErrors, AnAllGatherIntoAnInaccessibleOutputFailsBothRanksWithoutACrash) {
+  std::string why;
+  if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
+  ScopedEnv host("CHORUS_DEVICE", "host");
+  ScopedKernelCopies kernelCopies;
+  ScopedEnv timeout("CHORUS_TIMEOUT", "20");
+  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+    ncclComm_t comm = initRankComm(ctx);
+    if (comm == nullptr) return;
+    const size_t count = 64 * 1024;  // per rank
+    const size_t bytes = 2 * count * sizeof(float);
+    std::vector<float> data(2 * count, 1.0f);
+    char* output = reinterpret_cast<char*>(data.data());
+    if (ctx.rank == 1) {
+      void* reserved = mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (ctx.check(reserved != MAP_FAILED, "mmap of the inaccessible output"))
+        output = static_cast<char*>(reserved);
+    }
+    const char* input = output + ctx.rank * count * sizeof(float);  // in place
+    const auto start = std::chrono::steady_clock::now();
+    const ncclResult_t r = ncclAllGather(input, output, count, ncclFloat, comm, nullptr);
+    const double seconds = secondsSince(start);
+    ctx.check(seconds < 10.0, "the allgather took " + std::to_string(seconds) + " s");
+    ctx.check(r == ncclInvalidUsage || r == ncclRemoteError,
+              std::string("the allgather returned ") + ncclGetErrorString(r));
+    ctx.check(lastErrorHas("cannot be written") || lastErrorHas("cannot be read"),
+              ncclGetLastError(comm));
+    ncclCommAbort(comm);
+    if (output != reinterpret_cast<char*>(data.data())) munmap(output, bytes);
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 // Ranks of one host meet before moving data, so ranks that disagree on the
 // operation all fail at once with a message, instead of reading the wrong
 // amount or waiting for the deadline: a different count (small and large

@@ -245,9 +245,10 @@ std::vector<CollCase> matrixWithLargeInPlaceReductions(int nranks) {
   return cases;
 }
 
-// Every collective of every size reaches peers' buffers through the kernel:
-// an AllGather rank writes its input into every peer's output, Broadcast
-// readers copy, a Broadcast root writes a block into each reader's output, reductions read peers' pieces into a cached copy, and
+// Every collective of every size reaches peers' buffers through the
+// kernel: an AllGather rank writes its input into every peer's output,
+// Broadcast readers copy, a Broadcast root writes a block into each
+// reader's output, reductions read peers' pieces into a cached copy, and
 // AllReduce (every size split into blocks) writes each rank's block into
 // its peers' outputs. Every type, op, size, root and placement exact, as
 // processes.
