@@ -602,79 +602,64 @@ TEST(FailedPeers, AbortDropsTheOperationsQueuedOnANonBlockingCommunicator) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
-// Through the kernel, an output that cannot be touched fails a Broadcast on
-// both ranks instead of crashing one: the kernel makes the copies, and
-// refuses them. Rank 1 reads the root's blocks into it; the root, in
-// place, writes rank 1's block into it; either may fail first. (The range
-// stays reserved, without access, so that no later mapping takes it.)
-TEST(CrossMemoryErrors, ABroadcastIntoAnInaccessibleOutputFailsBothRanksWithoutACrash) {
+// Through the kernel, an output that cannot be touched fails a collective
+// on both ranks instead of crashing one: the kernel makes the copies, and
+// refuses them. `run(comm, buffer)` runs it on 2 ranks, on rank 1 over
+// `bytes` of memory without access (the range stays reserved, so that no
+// later mapping takes it), on rank 0 over readable memory. Either rank may
+// fail first: each gets the kernel's refusal, or its peer's failure quoting
+// it, well before the deadline.
+template <typename Run>
+void expectInaccessibleOutputFailsBothRanks(size_t bytes, const char* what, Run run) {
   std::string why;
   if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
   ScopedEnv host("CHORUS_DEVICE", "host");
   ScopedKernelCopies kernelCopies;
   ScopedEnv timeout("CHORUS_TIMEOUT", "20");
-  auto failures = runRankProcesses(2, [](RankContext& ctx) {
+  auto failures = runRankProcesses(2, [&](RankContext& ctx) {
     ncclComm_t comm = initRankComm(ctx);
     if (comm == nullptr) return;
-    const size_t count = 64 * 1024;
-    std::vector<float> data(count, 1.0f);
-    void* buffer = data.data();
+    std::vector<char> data(bytes, 1);
+    char* buffer = data.data();
     if (ctx.rank == 1) {
-      buffer = mmap(nullptr, count * sizeof(float), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (!ctx.check(buffer != MAP_FAILED, "mmap of the inaccessible output")) buffer = data.data();
+      void* reserved = mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (ctx.check(reserved != MAP_FAILED, "mmap of the inaccessible output"))
+        buffer = static_cast<char*>(reserved);
     }
     const auto start = std::chrono::steady_clock::now();
-    const ncclResult_t r = ncclBroadcast(buffer, buffer, count, ncclFloat, 0, comm, nullptr);
+    const ncclResult_t r = run(ctx, comm, buffer);
     const double seconds = secondsSince(start);
-    ctx.check(seconds < 10.0, "the broadcast took " + std::to_string(seconds) + " s");
-    // The kernel's refusal, or the peer's failure quoting it (whichever
-    // rank failed first).
+    ctx.check(seconds < 10.0, std::string("the ") + what + " took " + std::to_string(seconds) + " s");
     ctx.check(r == ncclInvalidUsage || r == ncclRemoteError,
-              std::string("the broadcast returned ") + ncclGetErrorString(r));
+              std::string("the ") + what + " returned " + ncclGetErrorString(r));
     ctx.check(lastErrorHas("cannot be written") || lastErrorHas("cannot be read"),
               ncclGetLastError(comm));
     ncclCommAbort(comm);
-    if (buffer != data.data()) munmap(buffer, count * sizeof(float));
+    if (buffer != data.data()) munmap(buffer, bytes);
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
-// The same for AllGather, whose ranks write their input into every peer's
-// output: rank 1 gathers in place into an output it cannot touch. Rank 0
-// writes its block into it and rank 1 reads its own input (a block of that
-// output) to write it into rank 0's: the kernel refuses both, and neither
-// rank crashes or waits for the deadline.
+// Rank 1 reads the root's blocks into its output; the root, in place,
+// writes rank 1's block into it.
+TEST(CrossMemoryErrors, ABroadcastIntoAnInaccessibleOutputFailsBothRanksWithoutACrash) {
+  const size_t count = 64 * 1024;
+  expectInaccessibleOutputFailsBothRanks(
+      count * sizeof(float), "broadcast", [&](RankContext&, ncclComm_t comm, char* buffer) {
+        return ncclBroadcast(buffer, buffer, count, ncclFloat, 0, comm, nullptr);
+      });
+}
+
+// AllGather ranks write their input into every peer's output. Rank 1
+// gathers in place: rank 0 writes its block into rank 1's output, and rank
+// 1 reads its own input (a block of that output) to write it into rank 0's.
 TEST(CrossMemoryErrors, AnAllGatherIntoAnInaccessibleOutputFailsBothRanksWithoutACrash) {
-  std::string why;
-  if (!crossMemoryAllowed(&why)) GTEST_SKIP() << "cross-memory attach is forbidden here: " << why;
-  ScopedEnv host("CHORUS_DEVICE", "host");
-  ScopedKernelCopies kernelCopies;
-  ScopedEnv timeout("CHORUS_TIMEOUT", "20");
-  auto failures = runRankProcesses(2, [](RankContext& ctx) {
-    ncclComm_t comm = initRankComm(ctx);
-    if (comm == nullptr) return;
-    const size_t count = 64 * 1024;  // per rank
-    const size_t bytes = 2 * count * sizeof(float);
-    std::vector<float> data(2 * count, 1.0f);
-    char* output = reinterpret_cast<char*>(data.data());
-    if (ctx.rank == 1) {
-      void* reserved = mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (ctx.check(reserved != MAP_FAILED, "mmap of the inaccessible output"))
-        output = static_cast<char*>(reserved);
-    }
-    const char* input = output + ctx.rank * count * sizeof(float);  // in place
-    const auto start = std::chrono::steady_clock::now();
-    const ncclResult_t r = ncclAllGather(input, output, count, ncclFloat, comm, nullptr);
-    const double seconds = secondsSince(start);
-    ctx.check(seconds < 10.0, "the allgather took " + std::to_string(seconds) + " s");
-    ctx.check(r == ncclInvalidUsage || r == ncclRemoteError,
-              std::string("the allgather returned ") + ncclGetErrorString(r));
-    ctx.check(lastErrorHas("cannot be written") || lastErrorHas("cannot be read"),
-              ncclGetLastError(comm));
-    ncclCommAbort(comm);
-    if (output != reinterpret_cast<char*>(data.data())) munmap(output, bytes);
-  });
-  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  const size_t count = 64 * 1024;  // per rank
+  expectInaccessibleOutputFailsBothRanks(
+      2 * count * sizeof(float), "allgather", [&](RankContext& ctx, ncclComm_t comm, char* output) {
+        const char* input = output + ctx.rank * count * sizeof(float);  // in place
+        return ncclAllGather(input, output, count, ncclFloat, comm, nullptr);
+      });
 }
 
 // Ranks of one host meet before moving data, so ranks that disagree on the
