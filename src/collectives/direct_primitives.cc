@@ -269,7 +269,8 @@ ncclResult_t DirectPrims::exchange(const RoundPieces& pieces, bool contribute, i
   // 0.17-0.22 -> 0.10-0.15). The rest of the copy then streams.
   if (slotted_ && readsFrom == kNoPeer) {
     const char* next = state_->arena->roundSlot(rank_, (line_ + kLinePrefetchRounds) % kArenaLines);
-    for (size_t at = 0; at < std::min(roundBytes, kSlotPrefetchBytes); at += 64) prefetchForWrite(next + at);
+    for (size_t at = 0; at < std::min(roundBytes, kSlotPrefetchBytes); at += 64)
+      prefetchForWrite(next + at);
   }
   CHORUS_CHECK(publishRound(pieces, contribute));
   CHORUS_CHECK(arrive(&lineOf(rank_).seq));
@@ -484,8 +485,12 @@ ncclResult_t DirectPrims::copyFrom(int peer, Side side, size_t src, size_t dst, 
                           readProcess(state_->waits[peer].peerPid, peer, to,
                                       reinterpret_cast<uint64_t>(from), n * elemSize_));
   if (from == to) return ncclSuccess;
-  if (outputPastCache_) return state_->mover->copyPastCache(to, from, n * elemSize_);
-  return state_->mover->copy(to, from, n * elemSize_);
+  return copyIntoOutput(to, from, n * elemSize_);
+}
+
+ncclResult_t DirectPrims::copyIntoOutput(char* to, const char* from, size_t bytes) {
+  if (outputPastCache_) return state_->mover->copyPastCache(to, from, bytes);
+  return state_->mover->copy(to, from, bytes);
 }
 
 ncclResult_t DirectPrims::peerCopyResult(int peer, const char* what, ncclResult_t result) const {
@@ -519,10 +524,8 @@ ncclResult_t DirectPrims::copyTo(int peer, Side side, size_t src, size_t dst, si
       CHORUS_CHECK(peerCopyResult(peer, "writing into the output of",
                                   writeProcess(state_->waits[peer].peerPid, peer, to + done,
                                                from + done, piece)));
-    else if (outputPastCache_)
-      CHORUS_CHECK(state_->mover->copyPastCache(reinterpret_cast<char*>(to + done), from + done, piece));
     else
-      CHORUS_CHECK(state_->mover->copy(reinterpret_cast<char*>(to + done), from + done, piece));
+      CHORUS_CHECK(copyIntoOutput(reinterpret_cast<char*>(to + done), from + done, piece));
   }
   return ncclSuccess;
 }

@@ -251,6 +251,9 @@ class DirectPrims {
   // their addresses (CrossMemory mode).
   bool lentInPlace(int r) const { return shared_ && (lineOf(r).sharing & kLineLent) != 0; }
   ncclResult_t arriveAndWait(const char* what);
+  // A copy into this rank's output or, in place, a peer's (as large): past
+  // the caches where writeOutputPastCache asked for it.
+  ncclResult_t copyIntoOutput(char* to, const char* from, size_t bytes);
   // `result` of a copy to or from `peer`'s buffer, or the peer's own
   // failure when it has left the operation.
   ncclResult_t peerCopyResult(int peer, const char* what, ncclResult_t result) const;
